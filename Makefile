@@ -1,0 +1,39 @@
+# Keel's entry points. The README's two set-up commands are `make demo` and `make test`.
+#
+#   make up / down / status   local Kafka + Cassandra (infra/infra.sh; state in .local/)
+#   make test                 infrastructure up if needed, lint, then every test
+#   make demo                 infrastructure up, then the end-to-end scenario
+#   make lint                 rustfmt and clippy, warnings as errors
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: up down status build lint test demo
+
+up:
+	@bash infra/infra.sh up
+
+down:
+	@bash infra/infra.sh down
+
+status:
+	@bash infra/infra.sh status
+
+build:
+	$(CARGO) build --workspace --all-targets --locked
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# Integration tests talk to the servers `up` starts; nothing is skipped when they are down,
+# the tests fail instead. The closing `status` shows what they ran against.
+test: up lint
+	$(CARGO) test --workspace --locked
+	@bash infra/infra.sh status
+
+# For now the scenario is the smoke path: a Kafka transaction seen (or not) by
+# read_committed readers, and a CQL round trip, narrated. It grows with the pipeline.
+demo: up
+	$(CARGO) test --locked -p keel-integration-tests --test smoke_kafka --test smoke_cql -- --nocapture
+	@bash infra/infra.sh status

@@ -1,0 +1,3 @@
+//! Keel's cross-crate integration tests live beside this file, one file per behaviour
+//! family (see `Cargo.toml` for the list). They run against the real Kafka broker and CQL
+//! store that `make up` starts; `keel-testkit` says where those are.
