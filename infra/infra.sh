@@ -122,10 +122,16 @@ start_kafka() {
   local classpath="$home/libs/*"
   if [[ ! -f $home/data/meta.properties ]]; then
     local cluster_id
-    cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # Kafka's own Uuid.randomUuid(): URL-safe base64 of 16 random bytes, never starting
+    # with '-' (which command lines would read as an option).
+    cluster_id=$(python3 -c '
+import base64, uuid
+while (text := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(text)')
     say "formatting kafka storage (cluster $cluster_id)"
     "$JAVA" -cp "$classpath" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.yaml" kafka.tools.StorageTool \
-      format --standalone -t "$cluster_id" -c "$home/server.properties" \
+      format --standalone --cluster-id="$cluster_id" --config="$home/server.properties" \
       > "$LOCAL/logs/kafka-format.log" 2>&1 \
       || { show_log_tail "$LOCAL/logs/kafka-format.log"; fail "formatting kafka storage failed"; }
   fi
