@@ -1,0 +1,93 @@
+//! Keel's worked domain: an AI customer-support agent at work.
+//!
+//! One stream per customer (the stream id is the customer id). The agent registers
+//! customers (name, email and address are personal data), starts and cancels
+//! subscriptions, issues refunds, sends emails and records referrals (whose event carries
+//! personal data of two people: the customer and the friend). Mistakes are undone by
+//! compensations that name the event they undo: a cancelled subscription is reinstated, a
+//! refund reversed. Deleting a customer is a command too, which policies keep from agents.
+//!
+//! The domain is pure ([`keel_domain::Aggregate`]); its state holds no personal data, only
+//! ids, statuses and amounts, because it is snapshotted outside the sealed event log.
+
+mod command;
+mod customer;
+mod event;
+mod refund;
+mod state;
+mod subscription;
+
+pub use command::SupportCommand;
+pub use event::SupportEvent;
+pub use state::{CustomerState, RefundState, SubscriptionState, SubscriptionStatus};
+
+use keel_domain::{Aggregate, DomainError, Recorded};
+
+/// The customer aggregate of the worked domain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Customer;
+
+impl Aggregate for Customer {
+    const NAME: &'static str = "customer";
+    type State = CustomerState;
+    type Command = SupportCommand;
+    type Event = SupportEvent;
+
+    fn handle(
+        state: &CustomerState,
+        command: &SupportCommand,
+    ) -> Result<Vec<SupportEvent>, DomainError> {
+        use SupportCommand as C;
+        if !matches!(command, C::RegisterCustomer { .. }) {
+            customer::ensure_active(state)?;
+        }
+        match command {
+            C::RegisterCustomer {
+                customer_id,
+                name,
+                email,
+                address,
+            } => customer::register(state, customer_id, name, email, address),
+            C::DeleteCustomer { reason } => customer::delete(state, reason),
+            C::SendEmail {
+                email_id,
+                to,
+                subject,
+                body,
+            } => customer::send_email(state, email_id, to, subject, body),
+            C::ReferFriend {
+                friend_id,
+                friend_name,
+                friend_email,
+            } => customer::refer_friend(state, friend_id, friend_name, friend_email),
+            C::StartSubscription {
+                subscription_id,
+                plan,
+            } => subscription::start(state, subscription_id, plan),
+            C::CancelSubscription {
+                subscription_id,
+                reason,
+            } => subscription::cancel(state, subscription_id, reason),
+            C::ReinstateSubscription {
+                subscription_id,
+                compensates,
+            } => subscription::reinstate(state, subscription_id, *compensates),
+            C::IssueRefund {
+                refund_id,
+                amount_cents,
+                reason,
+            } => refund::issue(state, refund_id, *amount_cents, reason),
+            C::ReverseRefund {
+                refund_id,
+                compensates,
+            } => refund::reverse(state, refund_id, *compensates),
+        }
+    }
+
+    fn apply(state: CustomerState, event: &SupportEvent, recorded: &Recorded) -> CustomerState {
+        state.apply(event, recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests;
