@@ -1,0 +1,16 @@
+//! Keel's Kafka adapter.
+//!
+//! - [`partition`]: records are keyed `tenant/stream` and placed by the murmur2 partitioner
+//!   that Java clients use, so a stream's commands and events share a partition number and
+//!   one handler instance is the single writer of each stream. Producers in any language
+//!   must partition the same way (librdkafka: `partitioner=murmur2_random`).
+//! - [`topics`]: Keel's topics and their settings, created or checked at service start.
+//! - [`clients`]: client configurations that keep the exactly-once guarantees:
+//!   transactional, idempotent producers and `read_committed` consumers.
+
+pub mod clients;
+mod error;
+pub mod partition;
+pub mod topics;
+
+pub use error::KafkaError;
