@@ -186,6 +186,13 @@ impl TestKeyspace {
         &self.session
     }
 
+    /// Hands the session (switched to this keyspace) to an adapter under test. The keyspace
+    /// is then left behind when the test ends, like a failed test's; `make down && rm -rf
+    /// .local/cassandra/data` clears them.
+    pub fn into_session(self) -> Session {
+        self.session
+    }
+
     /// The keyspace's name.
     pub fn name(&self) -> &str {
         &self.name
