@@ -1,0 +1,38 @@
+//! What every Keel service shares.
+//!
+//! - [`telemetry`]: `tracing` to stderr, human-readable or JSON, filtered by `RUST_LOG`-style
+//!   directives; a process-wide Prometheus recorder for the `metrics` facade.
+//! - [`ops`]: the operations endpoints every service serves on its ops address:
+//!   `/healthz` (the process runs), `/readyz` (every readiness check passes, with details),
+//!   `/metrics` (Prometheus text).
+//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, for `run(config, shutdown)`.
+
+pub mod ops;
+pub mod telemetry;
+
+pub use ops::{Readiness, serve_ops};
+
+/// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C in a terminal).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
