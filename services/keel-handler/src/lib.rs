@@ -3,6 +3,144 @@
 //! Consumes command envelopes from `keel.commands`, decides (authenticate, authorise,
 //! deduplicate, check the expected version, run the domain), and appends sealed, chained
 //! events to `keel.events` with one result per command on `keel.command-results`, in one
-//! Kafka transaction with the command's offset: exactly once. See `docs/architecture.md`.
+//! Kafka transaction with the consumed offsets: exactly once. Decision state is derived from
+//! the log, kept in the CQL store, and replayed from watermarks on partition assignment.
+//! See `docs/architecture.md`.
+//!
+//! [`run`] is the service; `main` parses [`HandlerConfig`], initialises telemetry and calls it.
 
+pub mod codec;
+pub mod config;
+mod context;
 pub mod decide;
+mod replay;
+pub mod result;
+pub mod tenants;
+mod worker;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use keel_domain::Aggregate;
+use keel_handler_state_cql::CqlHandlerState;
+use keel_kafka::clients;
+use keel_kafka::topics::{command_path_topics, ensure_topics};
+use keel_service::{Readiness, serve_ops, telemetry};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, Producer};
+use scylla::client::session_builder::SessionBuilder;
+
+pub use codec::Codec;
+pub use config::HandlerConfig;
+
+use crate::context::HandlerContext;
+use crate::tenants::TenantsFile;
+use crate::worker::Worker;
+
+/// Runs one handler instance for aggregate `A` with `codec` until `shutdown` resolves.
+///
+/// Returns an error when the instance cannot go on (unreachable stores at start, a fenced
+/// producer): the process should exit non-zero and be restarted.
+pub async fn run<A, C>(
+    config: HandlerConfig,
+    codec: C,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()>
+where
+    A: Aggregate,
+    C: Codec<A>,
+{
+    let config = Arc::new(config);
+    let readiness = Readiness::new();
+    readiness.set("partitions", false, "starting");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.ops_addr)
+        .await
+        .with_context(|| format!("binding the ops address {}", config.ops_addr))?;
+    tracing::info!(address = %listener.local_addr()?, "ops endpoints listening");
+    let ops = tokio::spawn(serve_ops(
+        listener,
+        readiness.clone(),
+        telemetry::metrics_handle(),
+        stopped(stop_rx.clone()),
+    ));
+
+    let tenants = TenantsFile::load(&config.tenants)?;
+    let gatekeeper = Arc::new(tenants.gatekeeper()?);
+
+    let session = SessionBuilder::new()
+        .known_nodes(&config.cql_nodes)
+        .build()
+        .await
+        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                config.keyspace
+            ),
+            &[],
+        )
+        .await
+        .with_context(|| format!("creating keyspace {}", config.keyspace))?;
+    session.use_keyspace(&config.keyspace, true).await?;
+    let state = Arc::new(CqlHandlerState::new(Arc::new(session)).await?);
+    readiness.set("cql", true, "connected");
+
+    let admin: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
+    ensure_topics(
+        &admin,
+        &command_path_topics(&config.topic_names(), &config.topic_settings()),
+    )
+    .await?;
+
+    let producer: FutureProducer =
+        clients::transactional_producer(&config.brokers, &config.transactional_id()).create()?;
+    tokio::task::block_in_place(|| producer.init_transactions(Duration::from_secs(60)))
+        .context("initialising transactions (fences any earlier instance with the same id)")?;
+
+    let context = HandlerContext::default();
+    let consumer: StreamConsumer<HandlerContext> =
+        clients::read_committed_consumer(&config.brokers, &config.group_id)
+            .create_with_context(context.clone())?;
+    consumer.subscribe(&[&config.commands_topic])?;
+    let metadata = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(&config.commands_topic), Duration::from_secs(30))
+    })?;
+    let partition_count = metadata
+        .topics()
+        .first()
+        .map(|topic| topic.partitions().len())
+        .and_then(|count| i32::try_from(count).ok())
+        .filter(|count| *count > 0)
+        .with_context(|| format!("topic {} has no partitions", config.commands_topic))?;
+    readiness.set("partitions", true, "waiting for an assignment");
+    tracing::info!(instance = %config.instance_id, partitions = partition_count, "handler started");
+
+    let worker = Worker::<A, C, _> {
+        config: Arc::clone(&config),
+        codec: Arc::new(codec),
+        state,
+        gatekeeper,
+        consumer,
+        context,
+        producer,
+        partitions: HashMap::new(),
+        pending: Default::default(),
+        readiness,
+        partition_count,
+    };
+    let outcome = worker.run(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = ops.await;
+    outcome.map_err(anyhow::Error::from)
+}

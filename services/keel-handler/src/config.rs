@@ -1,0 +1,108 @@
+//! The handler's configuration: flags, each also settable as a `KEEL_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use keel_kafka::topics::{TopicNames, TopicSettings};
+
+/// Configuration of one handler instance.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "keel-handler", about = "Keel's command handler", version)]
+pub struct HandlerConfig {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// CQL contact points, comma-separated.
+    #[arg(
+        long,
+        env = "KEEL_CQL_NODES",
+        default_value = "127.0.0.1:9042",
+        value_delimiter = ','
+    )]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace of the handler's decision state (created if missing, replication factor 1:
+    /// production keyspaces are created by deploy/).
+    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
+    pub keyspace: String,
+    /// This instance's stable id: its Kafka transactional id derives from it, so a restarted
+    /// instance fences its predecessor. Give each instance its own.
+    #[arg(long, env = "KEEL_INSTANCE_ID", default_value = "handler-0")]
+    pub instance_id: String,
+    /// Consumer group shared by all handler instances.
+    #[arg(long, env = "KEEL_HANDLER_GROUP", default_value = "keel-handler")]
+    pub group_id: String,
+    /// Commands topic.
+    #[arg(long, env = "KEEL_COMMANDS_TOPIC", default_value = "keel.commands")]
+    pub commands_topic: String,
+    /// Events topic: the log of record.
+    #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
+    pub events_topic: String,
+    /// Command results topic.
+    #[arg(
+        long,
+        env = "KEEL_RESULTS_TOPIC",
+        default_value = "keel.command-results"
+    )]
+    pub results_topic: String,
+    /// Dead-letter topic for undecodable input.
+    #[arg(long, env = "KEEL_DLQ_TOPIC", default_value = "keel.dlq")]
+    pub dlq_topic: String,
+    /// Partitions of the commands, events and results topics when the handler creates them.
+    #[arg(long, env = "KEEL_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor of created topics.
+    #[arg(long, env = "KEEL_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// Retention of the commands topic and the DLQ, which hold producers' plaintext, in hours.
+    #[arg(long, env = "KEEL_PLAINTEXT_RETENTION_HOURS", default_value_t = 24)]
+    pub plaintext_retention_hours: u64,
+    /// Tenants file: per tenant, its credential keys and its policy (JSON).
+    #[arg(long, env = "KEEL_TENANTS")]
+    pub tenants: PathBuf,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "KEEL_OPS_ADDR", default_value = "127.0.0.1:9101")]
+    pub ops_addr: SocketAddr,
+    /// Most commands decided in one Kafka transaction.
+    #[arg(long, env = "KEEL_MAX_BATCH", default_value_t = 200)]
+    pub max_batch: usize,
+    /// How long to wait for more commands before committing a partial batch, in ms.
+    #[arg(long, env = "KEEL_BATCH_LINGER_MS", default_value_t = 10)]
+    pub batch_linger_ms: u64,
+    /// Largest accepted command record, in bytes; larger ones are refused.
+    #[arg(long, env = "KEEL_MAX_COMMAND_BYTES", default_value_t = 256 * 1024)]
+    pub max_command_bytes: usize,
+    /// Log as JSON lines.
+    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl HandlerConfig {
+    /// The topic names.
+    pub fn topic_names(&self) -> TopicNames {
+        TopicNames {
+            commands: self.commands_topic.clone(),
+            events: self.events_topic.clone(),
+            results: self.results_topic.clone(),
+            dlq: self.dlq_topic.clone(),
+        }
+    }
+
+    /// The topic layout the handler creates when topics are missing.
+    pub fn topic_settings(&self) -> TopicSettings {
+        let plaintext = Duration::from_secs(self.plaintext_retention_hours * 3600);
+        TopicSettings {
+            partitions: self.partitions,
+            replication: self.replication,
+            command_retention: plaintext,
+            dlq_retention: plaintext,
+            ..TopicSettings::default()
+        }
+    }
+
+    /// The Kafka transactional id of this instance.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.group_id, self.instance_id)
+    }
+}

@@ -1,0 +1,923 @@
+//! The exactly-once loop.
+//!
+//! One Kafka transaction per batch of commands: every event, every result, every DLQ record
+//! and the consumed offsets commit together or not at all. Decision state in memory changes
+//! only once the transaction has committed; it is then written to the CQL store, and a crash
+//! before that write is repaired by the replay on the next assignment (`replay.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use keel_domain::{Aggregate, DomainEvent, Recorded};
+use keel_handler_state::{HandlerState, StateBatch, StoredResult, StreamRecord, Watermark};
+use keel_kafka::partition::{partition_for, stream_key};
+use keel_service::Readiness;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use uuid::Uuid;
+
+use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealedEvent, Undecodable};
+use crate::config::HandlerConfig;
+use crate::context::HandlerContext;
+use crate::decide::{Decision, Gatekeeper, Rejection};
+use crate::result::{CommandResult, LogPosition, Outcome};
+
+/// How long one transactional call may block.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The consumer name under which watermarks are stored.
+pub(crate) const WATERMARK_CONSUMER: &str = "keel-handler";
+
+/// A stream as the handler knows it between commands.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamEntry<S> {
+    pub(crate) version: u64,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) state: S,
+    /// Offset of the last event reflected, in the stream's events partition (-1: none).
+    pub(crate) position: i64,
+}
+
+impl<S: Default> Default for StreamEntry<S> {
+    fn default() -> Self {
+        Self {
+            version: 0,
+            hash: Vec::new(),
+            state: S::default(),
+            position: -1,
+        }
+    }
+}
+
+/// What the handler remembers of one assigned partition.
+pub(crate) struct PartitionMemory<S> {
+    pub(crate) streams: HashMap<(String, String), StreamEntry<S>>,
+    pub(crate) results: HashMap<(String, Uuid), CommandResult>,
+}
+
+impl<S> Default for PartitionMemory<S> {
+    fn default() -> Self {
+        Self {
+            streams: HashMap::new(),
+            results: HashMap::new(),
+        }
+    }
+}
+
+/// Why the loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerError {
+    /// Kafka said this producer can go no further (fenced by a newer instance, or a fatal
+    /// transactional state): the process must exit and be restarted.
+    #[error("fatal kafka error: {0}")]
+    Fatal(String),
+}
+
+/// A command of the batch, decoded or not.
+enum Item<C> {
+    Command {
+        partition: i32,
+        offset: i64,
+        command: Box<DecodedCommand<C>>,
+    },
+    Undecodable {
+        partition: i32,
+        offset: i64,
+        raw: Vec<u8>,
+        error: Undecodable,
+    },
+}
+
+/// What one command will write, before offsets are known.
+struct Planned {
+    partition: i32,
+    offset: i64,
+    tenant: Option<String>,
+    stream: Option<String>,
+    result: Option<CommandResult>,
+    events: Vec<SealedEvent>,
+    dlq: Option<(Vec<u8>, String)>,
+}
+
+pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
+    pub(crate) config: Arc<HandlerConfig>,
+    pub(crate) codec: Arc<C>,
+    pub(crate) state: Arc<S>,
+    pub(crate) gatekeeper: Arc<Gatekeeper>,
+    pub(crate) consumer: StreamConsumer<HandlerContext>,
+    pub(crate) context: HandlerContext,
+    pub(crate) producer: FutureProducer,
+    pub(crate) partitions: HashMap<i32, PartitionMemory<A::State>>,
+    /// Decision state committed to Kafka but not yet written to CQL.
+    pub(crate) pending: StateBatch,
+    pub(crate) readiness: Readiness,
+    pub(crate) partition_count: i32,
+}
+
+fn now_micros() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl<A, C, S> Worker<A, C, S>
+where
+    A: Aggregate,
+    C: Codec<A>,
+    S: HandlerState,
+{
+    /// Runs until `shutdown` resolves or Kafka fences this instance.
+    pub(crate) async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), WorkerError> {
+        tokio::pin!(shutdown);
+        loop {
+            let batch = tokio::select! {
+                () = &mut shutdown => break,
+                batch = self.collect_batch() => batch,
+            };
+            if batch.is_empty() {
+                self.flush_pending().await;
+                continue;
+            }
+            for partition in batch_partitions(&batch) {
+                if !self.partitions.contains_key(&partition) {
+                    self.replay_partition(partition).await?;
+                }
+            }
+            self.process_batch(batch).await?;
+        }
+        self.flush_pending().await;
+        tracing::info!("handler stopped: no transaction open, state flushed");
+        Ok(())
+    }
+
+    /// Applies rebalances recorded by the consumer context.
+    fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) {
+        let log = self.context.take();
+        for partition in &log.revoked {
+            self.partitions.remove(partition);
+            batch.retain(|message| message.partition() != *partition);
+        }
+        if !log.revoked.is_empty() || !log.assigned.is_empty() {
+            let assigned: Vec<i32> = log.assigned.iter().copied().collect();
+            self.readiness.set(
+                "partitions",
+                true,
+                format!("assigned {assigned:?} (replayed on first command)"),
+            );
+        }
+    }
+
+    /// Waits for the first command (up to a second), then gathers more for the linger time.
+    async fn collect_batch(&mut self) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let linger = Duration::from_millis(self.config.batch_linger_ms);
+        let mut deadline = Instant::now() + Duration::from_secs(1);
+        while batch.len() < self.config.max_batch {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.consumer.recv()).await {
+                Err(_elapsed) => break,
+                Ok(Ok(message)) => {
+                    if batch.is_empty() {
+                        deadline = Instant::now() + linger;
+                    }
+                    batch.push(message.detach());
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "consuming commands failed; retrying");
+                    metrics::counter!("keel_handler_consume_errors_total").increment(1);
+                    break;
+                }
+            }
+            self.apply_rebalances(&mut batch);
+        }
+        self.apply_rebalances(&mut batch);
+        batch
+    }
+
+    fn decode(&self, message: &OwnedMessage) -> Item<A::Command> {
+        let partition = message.partition();
+        let offset = message.offset();
+        let raw = message.payload().unwrap_or_default();
+        let undecodable = |error: Undecodable| Item::Undecodable {
+            partition,
+            offset,
+            raw: raw.to_vec(),
+            error,
+        };
+        if raw.len() > self.config.max_command_bytes {
+            // Still read what can be read, so the sender gets a result for its command id.
+            let readable = self.codec.decode_command(raw).ok();
+            return undecodable(Undecodable {
+                command_id: readable.as_ref().map(|c| c.incoming.command_id),
+                tenant: readable.as_ref().map(|c| c.incoming.tenant.clone()),
+                stream: readable.as_ref().map(|c| c.incoming.stream.clone()),
+                error: format!(
+                    "payload_too_large: {} bytes, the limit is {}",
+                    raw.len(),
+                    self.config.max_command_bytes
+                ),
+            });
+        }
+        match self.codec.decode_command(raw) {
+            Ok(command) => Item::Command {
+                partition,
+                offset,
+                command: Box::new(command),
+            },
+            Err(error) => undecodable(error),
+        }
+    }
+
+    /// Loads, from the CQL store, the streams and results of this batch not held in memory.
+    async fn prefetch(&mut self, items: &[Item<A::Command>]) -> Result<(), WorkerError> {
+        let mut streams = BTreeMap::new();
+        let mut results = BTreeMap::new();
+        for item in items {
+            let Item::Command {
+                partition, command, ..
+            } = item
+            else {
+                continue;
+            };
+            let memory = self.partitions.entry(*partition).or_default();
+            let key = (
+                command.incoming.tenant.clone(),
+                command.incoming.stream.clone(),
+            );
+            if !memory.streams.contains_key(&key) {
+                streams.insert(key, *partition);
+            }
+            let result_key = (command.incoming.tenant.clone(), command.incoming.command_id);
+            if !memory.results.contains_key(&result_key) {
+                results.insert(result_key, *partition);
+            }
+        }
+        let state = &self.state;
+        let loaded_streams = join_all(
+            streams
+                .iter()
+                .map(|((tenant, stream), _)| state.stream(tenant, stream)),
+        )
+        .await;
+        let loaded_results = join_all(
+            results
+                .iter()
+                .map(|((tenant, command_id), _)| state.result(tenant, *command_id)),
+        )
+        .await;
+        for ((key, partition), loaded) in streams.into_iter().zip(loaded_streams) {
+            let record = self.retry_state(loaded)?;
+            let entry = match record {
+                Some(record) => entry_from_record::<A>(&record)?,
+                None => StreamEntry::default(),
+            };
+            self.partitions
+                .entry(partition)
+                .or_default()
+                .streams
+                .insert(key, entry);
+        }
+        for ((key, partition), loaded) in results.into_iter().zip(loaded_results) {
+            if let Some(stored) = self.retry_state(loaded)? {
+                let result = self.codec.decode_result(&stored.result).map_err(|error| {
+                    WorkerError::Fatal(format!("a stored result does not decode: {error}"))
+                })?;
+                self.partitions
+                    .entry(partition)
+                    .or_default()
+                    .results
+                    .insert(key, result);
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_state<T>(
+        &self,
+        loaded: Result<T, keel_handler_state::StateError>,
+    ) -> Result<T, WorkerError> {
+        // A failed read cannot be decided around; the batch is not started, and the process
+        // exits so that it restarts cleanly (its commands are consumed again).
+        loaded.map_err(|error| {
+            self.readiness.set("cql", false, error.to_string());
+            WorkerError::Fatal(format!("reading decision state: {error}"))
+        })
+    }
+
+    async fn process_batch(&mut self, messages: Vec<OwnedMessage>) -> Result<(), WorkerError> {
+        let started = Instant::now();
+        let items: Vec<Item<A::Command>> = messages
+            .iter()
+            .map(|message| self.decode(message))
+            .collect();
+        self.prefetch(&items).await?;
+
+        let first_offsets = first_offsets(&messages);
+        let mut scratch: HashMap<i32, PartitionMemory<A::State>> = HashMap::new();
+        transactional(|| self.producer.begin_transaction())
+            .map_err(|error| WorkerError::Fatal(format!("beginning a transaction: {error}")))?;
+
+        let outcome = self.produce_batch(&items, &mut scratch).await;
+        let outcome = match outcome {
+            Ok(written) => self.commit(&messages).map(|()| written),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok((state_batch, counts)) => {
+                self.merge(scratch);
+                self.pending = merge_batches(std::mem::take(&mut self.pending), state_batch);
+                self.flush_pending().await;
+                metrics::histogram!("keel_handler_transaction_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("keel_handler_events_appended_total").increment(counts);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "transaction failed; aborting and rewinding the batch");
+                metrics::counter!("keel_handler_transactions_aborted_total").increment(1);
+                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    return Err(WorkerError::Fatal(format!(
+                        "aborting a transaction failed: {abort}"
+                    )));
+                }
+                for (partition, offset) in first_offsets {
+                    let topic = &self.config.commands_topic;
+                    if let Err(seek) =
+                        self.consumer
+                            .seek(topic, partition, Offset::Offset(offset), TXN_TIMEOUT)
+                    {
+                        return Err(WorkerError::Fatal(format!(
+                            "rewinding partition {partition}: {seek}"
+                        )));
+                    }
+                }
+                if error.is_fatal() {
+                    return Err(WorkerError::Fatal(error.to_string()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides every command and produces its records; returns the decision state to write
+    /// once the transaction has committed, and how many events were appended.
+    async fn produce_batch(
+        &mut self,
+        items: &[Item<A::Command>],
+        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
+    ) -> Result<(StateBatch, u64), TxnError> {
+        let mut planned = Vec::with_capacity(items.len());
+        for item in items {
+            planned.push(self.plan(item, scratch).await);
+        }
+
+        // Phase 1: events, whose offsets the results report.
+        let events_topic = self.config.events_topic.as_str();
+        let producer = &self.producer;
+        let event_sends = planned.iter().flat_map(|plan| {
+            plan.events.iter().map(move |event| {
+                let key = stream_key(
+                    plan.tenant.as_deref().unwrap_or_default(),
+                    plan.stream.as_deref().unwrap_or_default(),
+                );
+                let event_id = event.event_id.to_string();
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "keel-event-id",
+                    value: Some(&event_id),
+                });
+                async move {
+                    let record = FutureRecord::to(events_topic)
+                        .partition(plan.partition)
+                        .key(&key)
+                        .payload(&event.bytes)
+                        .headers(headers);
+                    producer
+                        .send(record, Duration::ZERO)
+                        .await
+                        .map_err(|(error, _)| error)
+                }
+            })
+        });
+        let event_offsets = join_all(event_sends)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut event_offsets = event_offsets.into_iter().map(|delivery| delivery.offset);
+
+        let mut batch = StateBatch::default();
+        let mut appended = 0_u64;
+        let mut last_event_offset: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut results = Vec::new();
+        for plan in &mut planned {
+            let offsets: Vec<i64> = plan
+                .events
+                .iter()
+                .filter_map(|_| event_offsets.next())
+                .collect();
+            appended += offsets.len() as u64;
+            if let (Some(&last), Some(result)) = (offsets.last(), plan.result.as_mut()) {
+                last_event_offset.insert(plan.partition, last);
+                if let Outcome::Accepted { position, .. } = &mut result.outcome {
+                    *position = Some(LogPosition {
+                        partition: plan.partition,
+                        offset: last,
+                    });
+                }
+                let (tenant, stream) = (
+                    plan.tenant.clone().unwrap_or_default(),
+                    plan.stream.clone().unwrap_or_default(),
+                );
+                if let Some(entry) = scratch
+                    .get_mut(&plan.partition)
+                    .and_then(|m| m.streams.get_mut(&(tenant, stream)))
+                {
+                    entry.position = last;
+                }
+            }
+            if let Some(result) = &plan.result {
+                results.push((
+                    plan.partition,
+                    plan.offset,
+                    plan.tenant.clone(),
+                    plan.stream.clone(),
+                    result.clone(),
+                ));
+            }
+        }
+
+        // Phase 2: results and dead letters.
+        let mut encoded = Vec::with_capacity(results.len());
+        for (partition, _, tenant, stream, result) in &results {
+            let bytes = self
+                .codec
+                .encode_result(result)
+                .map_err(|error| TxnError::Codec(error.to_string()))?;
+            let key = stream_key(
+                tenant.as_deref().unwrap_or_default(),
+                stream.as_deref().unwrap_or_default(),
+            );
+            encoded.push((*partition, key, bytes));
+        }
+        let result_sends = encoded.iter().map(|(partition, key, bytes)| {
+            let record = FutureRecord::to(&self.config.results_topic)
+                .partition(*partition)
+                .key(key)
+                .payload(bytes);
+            self.producer.send(record, Duration::ZERO)
+        });
+        let dead_letters: Vec<(Vec<u8>, OwnedHeaders)> = planned
+            .iter()
+            .filter_map(|plan| {
+                let (raw, error) = plan.dlq.as_ref()?;
+                let source = format!(
+                    "{}/{}/{}",
+                    self.config.commands_topic, plan.partition, plan.offset
+                );
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "keel-error",
+                        value: Some(error.as_str()),
+                    })
+                    .insert(Header {
+                        key: "keel-source",
+                        value: Some(source.as_str()),
+                    });
+                Some((raw.clone(), headers))
+            })
+            .collect();
+        let dlq_sends = dead_letters.iter().map(|(raw, headers)| {
+            let record: FutureRecord<'_, (), Vec<u8>> = FutureRecord::to(&self.config.dlq_topic)
+                .payload(raw)
+                .headers(headers.clone());
+            self.producer.send(record, Duration::ZERO)
+        });
+        let (result_deliveries, dlq_deliveries) =
+            futures::join!(join_all(result_sends), join_all(dlq_sends));
+        for delivery in dlq_deliveries {
+            delivery.map_err(|(error, _)| error)?;
+            metrics::counter!("keel_handler_dlq_total").increment(1);
+        }
+        let mut last_result_offset: BTreeMap<i32, i64> = BTreeMap::new();
+        for ((partition, command_offset, tenant, _, result), delivery) in
+            results.iter().zip(result_deliveries)
+        {
+            let delivery = delivery.map_err(|(error, _)| error)?;
+            last_result_offset.insert(*partition, delivery.offset);
+            if let Some(tenant) = tenant {
+                let bytes = self
+                    .codec
+                    .encode_result(result)
+                    .map_err(|error| TxnError::Codec(error.to_string()))?;
+                batch.results.push(StoredResult {
+                    tenant: tenant.clone(),
+                    command_id: result.command_id,
+                    result: bytes,
+                    position: *command_offset,
+                });
+            }
+        }
+
+        for memory in scratch.values() {
+            for ((tenant, stream), entry) in &memory.streams {
+                batch
+                    .streams
+                    .push(record_from_entry::<A>(tenant, stream, entry).map_err(TxnError::Codec)?);
+            }
+        }
+        for (partition, offset) in last_event_offset {
+            batch.watermarks.push(Watermark {
+                consumer: WATERMARK_CONSUMER.into(),
+                topic: self.config.events_topic.clone(),
+                partition,
+                next_offset: offset + 1,
+            });
+        }
+        for (partition, offset) in last_result_offset {
+            batch.watermarks.push(Watermark {
+                consumer: WATERMARK_CONSUMER.into(),
+                topic: self.config.results_topic.clone(),
+                partition,
+                next_offset: offset + 1,
+            });
+        }
+        Ok((batch, appended))
+    }
+
+    /// Decides one command against the batch's view of its stream.
+    async fn plan(
+        &self,
+        item: &Item<A::Command>,
+        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
+    ) -> Planned {
+        let (partition, offset, command) = match item {
+            Item::Undecodable {
+                partition,
+                offset,
+                raw,
+                error,
+            } => {
+                tracing::warn!(partition, offset, error = %error.error, "undecodable command sent to the DLQ");
+                let result = error.command_id.map(|command_id| CommandResult {
+                    command_id,
+                    tenant: error.tenant.clone(),
+                    stream: error.stream.clone(),
+                    correlation_id: None,
+                    command_type: None,
+                    actor: None,
+                    on_behalf_of: Vec::new(),
+                    outcome: rejected(&undecodable_rejection(&error.error)),
+                });
+                return Planned {
+                    partition: *partition,
+                    offset: *offset,
+                    tenant: error.tenant.clone(),
+                    stream: error.stream.clone(),
+                    result,
+                    events: Vec::new(),
+                    dlq: Some((raw.clone(), error.error.clone())),
+                };
+            }
+            Item::Command {
+                partition,
+                offset,
+                command,
+            } => (*partition, *offset, command),
+        };
+        let incoming = &command.incoming;
+        let span = tracing::info_span!(
+            "command",
+            tenant = %incoming.tenant,
+            stream = %incoming.stream,
+            command_id = %incoming.command_id,
+            command_type = %command.command_type,
+            actor = %incoming.actor.id,
+        );
+        let _entered = span.enter();
+        let result_of = |outcome| CommandResult {
+            command_id: incoming.command_id,
+            tenant: Some(incoming.tenant.clone()),
+            stream: Some(incoming.stream.clone()),
+            correlation_id: Some(command.correlation_id),
+            command_type: Some(command.command_type.clone()),
+            actor: Some(incoming.actor.clone()),
+            on_behalf_of: incoming.on_behalf_of.clone(),
+            outcome,
+        };
+        let planned = |result: CommandResult, events: Vec<SealedEvent>| Planned {
+            partition,
+            offset,
+            tenant: Some(incoming.tenant.clone()),
+            stream: Some(incoming.stream.clone()),
+            result: Some(result),
+            events,
+            dlq: None,
+        };
+
+        // A replayed command id gets its original result and writes nothing else.
+        let result_key = (incoming.tenant.clone(), incoming.command_id);
+        let known = scratch
+            .get(&partition)
+            .and_then(|memory| memory.results.get(&result_key))
+            .or_else(|| {
+                self.partitions
+                    .get(&partition)
+                    .and_then(|memory| memory.results.get(&result_key))
+            });
+        if let Some(original) = known {
+            tracing::info!("command id already handled; answering with its original result");
+            metrics::counter!("keel_handler_duplicates_total").increment(1);
+            return planned(original.clone(), Vec::new());
+        }
+
+        let key = stream_key(&incoming.tenant, &incoming.stream);
+        if partition_for(key.as_bytes(), self.partition_count) != partition {
+            let rejection = Rejection::new(
+                "wrong_partition",
+                format!(
+                    "the command for {key} arrived on partition {partition}; producers must key commands \
+                     by tenant/stream and use the murmur2 partitioner (see schemas/README.md)"
+                ),
+            );
+            return self.refuse(
+                result_of(rejected(&rejection)),
+                &rejection,
+                scratch,
+                partition,
+                planned,
+            );
+        }
+
+        let stream_key_pair = (incoming.tenant.clone(), incoming.stream.clone());
+        let entry = scratch
+            .get(&partition)
+            .and_then(|memory| memory.streams.get(&stream_key_pair))
+            .or_else(|| {
+                self.partitions
+                    .get(&partition)
+                    .and_then(|memory| memory.streams.get(&stream_key_pair))
+            })
+            .cloned()
+            .unwrap_or_default();
+        let now = u64::try_from(now_micros() / 1_000_000).unwrap_or_default();
+        match self
+            .gatekeeper
+            .decide::<A>(incoming, &entry.state, entry.version, now)
+        {
+            Decision::Rejected(rejection) => self.refuse(
+                result_of(rejected(&rejection)),
+                &rejection,
+                scratch,
+                partition,
+                planned,
+            ),
+            Decision::Accepted {
+                events,
+                principal,
+                authorization,
+            } => {
+                let context = AppendContext {
+                    tenant: &incoming.tenant,
+                    stream: &incoming.stream,
+                    command_id: incoming.command_id,
+                    correlation_id: command.correlation_id,
+                    principal: &principal,
+                    authorization: &authorization,
+                    recorded_at_micros: now_micros(),
+                };
+                let head = ChainHead {
+                    version: entry.version,
+                    hash: entry.hash.clone(),
+                };
+                let sealed = match self.codec.seal_events(&context, &head, &events).await {
+                    Ok(sealed) => sealed,
+                    Err(error) => {
+                        tracing::error!(%error, "sealing events failed; the command is refused");
+                        let rejection = Rejection::new(
+                            "sealing_failed",
+                            "the events could not be sealed; retry later",
+                        );
+                        return self.refuse(
+                            result_of(rejected(&rejection)),
+                            &rejection,
+                            scratch,
+                            partition,
+                            planned,
+                        );
+                    }
+                };
+                let mut next = entry;
+                for (event, seal) in events.iter().zip(&sealed) {
+                    let recorded = Recorded {
+                        event_id: seal.event_id,
+                        version: seal.version,
+                    };
+                    next.state = A::apply(next.state, event, &recorded);
+                    next.version = seal.version;
+                    next.hash = seal.hash.clone();
+                }
+                tracing::info!(
+                    events = sealed.len(),
+                    version = next.version,
+                    "command accepted"
+                );
+                metrics::counter!("keel_handler_commands_total", "outcome" => "accepted", "reason" => "").increment(1);
+                for event in &events {
+                    metrics::counter!("keel_handler_events_total", "event_type" => event.event_type()).increment(1);
+                }
+                let outcome = Outcome::Accepted {
+                    event_ids: sealed.iter().map(|seal| seal.event_id).collect(),
+                    versions: sealed.iter().map(|seal| seal.version).collect(),
+                    position: None,
+                };
+                let result = result_of(outcome);
+                let memory = scratch.entry(partition).or_default();
+                memory.streams.insert(stream_key_pair, next);
+                memory.results.insert(result_key, result.clone());
+                planned(result, sealed)
+            }
+        }
+    }
+
+    fn refuse(
+        &self,
+        result: CommandResult,
+        rejection: &Rejection,
+        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
+        partition: i32,
+        planned: impl FnOnce(CommandResult, Vec<SealedEvent>) -> Planned,
+    ) -> Planned {
+        tracing::info!(reason = %rejection.reason, message = %rejection.message, "command rejected");
+        metrics::counter!("keel_handler_commands_total", "outcome" => "rejected", "reason" => rejection.reason.clone())
+            .increment(1);
+        if let Some(tenant) = &result.tenant {
+            scratch
+                .entry(partition)
+                .or_default()
+                .results
+                .insert((tenant.clone(), result.command_id), result.clone());
+        }
+        planned(result, Vec::new())
+    }
+
+    /// Adds the consumed offsets to the transaction and commits it.
+    fn commit(&self, messages: &[OwnedMessage]) -> Result<(), TxnError> {
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in next_offsets(messages) {
+            offsets.add_partition_offset(
+                &self.config.commands_topic,
+                partition,
+                Offset::Offset(next),
+            )?;
+        }
+        let metadata = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| TxnError::Codec("the consumer has no group metadata".into()))?;
+        transactional(|| {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
+        })?;
+        transactional(|| self.producer.commit_transaction(TXN_TIMEOUT))?;
+        Ok(())
+    }
+
+    fn merge(&mut self, scratch: HashMap<i32, PartitionMemory<A::State>>) {
+        for (partition, memory) in scratch {
+            let target = self.partitions.entry(partition).or_default();
+            target.streams.extend(memory.streams);
+            target.results.extend(memory.results);
+        }
+    }
+
+    /// Writes committed decision state to CQL; on failure keeps it for the next attempt.
+    pub(crate) async fn flush_pending(&mut self) {
+        if self.pending == StateBatch::default() {
+            return;
+        }
+        match self.state.apply(&self.pending).await {
+            Ok(()) => {
+                self.pending = StateBatch::default();
+                self.readiness.set("cql", true, "decision state written");
+            }
+            Err(error) => {
+                // Kafka holds the truth; the next flush (or a replay) catches up.
+                tracing::error!(%error, "writing decision state failed; will retry");
+                self.readiness.set("cql", false, error.to_string());
+                metrics::counter!("keel_handler_state_write_errors_total").increment(1);
+            }
+        }
+    }
+}
+
+/// A failure inside a transaction.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TxnError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Codec(String),
+}
+
+impl TxnError {
+    fn is_fatal(&self) -> bool {
+        match self {
+            Self::Kafka(KafkaError::Transaction(error)) => error.is_fatal(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs a blocking transactional call off the async scheduler's core threads.
+fn transactional<T>(call: impl FnOnce() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    tokio::task::block_in_place(call)
+}
+
+fn rejected(rejection: &Rejection) -> Outcome {
+    Outcome::Rejected {
+        reason: rejection.reason.clone(),
+        message: rejection.message.clone(),
+        current_version: rejection.current_version,
+    }
+}
+
+fn undecodable_rejection(error: &str) -> Rejection {
+    let reason = if error.starts_with("payload_too_large") {
+        "payload_too_large"
+    } else {
+        "undecodable"
+    };
+    Rejection::new(reason, error)
+}
+
+fn batch_partitions(batch: &[OwnedMessage]) -> Vec<i32> {
+    let mut partitions: Vec<i32> = batch.iter().map(Message::partition).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    partitions
+}
+
+fn first_offsets(batch: &[OwnedMessage]) -> BTreeMap<i32, i64> {
+    let mut first = BTreeMap::new();
+    for message in batch {
+        first.entry(message.partition()).or_insert(message.offset());
+    }
+    first
+}
+
+fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<i32, i64> {
+    let mut next = BTreeMap::new();
+    for message in batch {
+        let entry = next.entry(message.partition()).or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    next
+}
+
+fn merge_batches(mut into: StateBatch, from: StateBatch) -> StateBatch {
+    into.streams.extend(from.streams);
+    into.results.extend(from.results);
+    into.watermarks.extend(from.watermarks);
+    into
+}
+
+pub(crate) fn entry_from_record<A: Aggregate>(
+    record: &StreamRecord,
+) -> Result<StreamEntry<A::State>, WorkerError> {
+    let state = serde_json::from_slice(&record.snapshot).map_err(|error| {
+        WorkerError::Fatal(format!(
+            "snapshot of {}/{} does not decode: {error}",
+            record.tenant, record.stream
+        ))
+    })?;
+    Ok(StreamEntry {
+        version: record.version,
+        hash: record.last_hash.clone(),
+        state,
+        position: record.position,
+    })
+}
+
+pub(crate) fn record_from_entry<A: Aggregate>(
+    tenant: &str,
+    stream: &str,
+    entry: &StreamEntry<A::State>,
+) -> Result<StreamRecord, String> {
+    let snapshot = serde_json::to_vec(&entry.state)
+        .map_err(|error| format!("snapshot of {tenant}/{stream}: {error}"))?;
+    Ok(StreamRecord {
+        tenant: tenant.to_owned(),
+        stream: stream.to_owned(),
+        version: entry.version,
+        last_hash: entry.hash.clone(),
+        snapshot,
+        position: entry.position,
+    })
+}
