@@ -453,6 +453,25 @@ where
             }
         }
 
+        // Now that positions are known, remember the final results; a command id seen twice
+        // in this batch answers the second time with the first's final result.
+        let mut finals: HashMap<(String, Uuid), CommandResult> = HashMap::new();
+        for (partition, _, tenant, _, result) in &mut results {
+            let Some(tenant) = tenant else { continue };
+            let key = (tenant.clone(), result.command_id);
+            match finals.get(&key) {
+                Some(first) => *result = first.clone(),
+                None => {
+                    finals.insert(key.clone(), result.clone());
+                    scratch
+                        .entry(*partition)
+                        .or_default()
+                        .results
+                        .insert(key, result.clone());
+                }
+            }
+        }
+
         // Phase 2: results and dead letters.
         let mut encoded = Vec::with_capacity(results.len());
         for (partition, _, tenant, stream, result) in &results {

@@ -1,0 +1,333 @@
+//! The command handler on the real Kafka and CQL store: commands become chained events
+//! with gapless versions, exactly once, and bad input is refused without stopping anything.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use keel_customer_support::SupportCommand;
+use keel_handler::result::{CommandResult, Outcome};
+use keel_integration_tests::handler_harness::{
+    AGENT_REFUND_LIMIT, HandlerHarness, agent, agent_command, credential_with, now_secs, register,
+    supervisor,
+};
+use keel_integration_tests::plain_codec::PlainEvent;
+use keel_kafka::partition::{partition_for, stream_key};
+use keel_testkit::TestResult;
+use uuid::Uuid;
+
+fn reason(result: &CommandResult) -> Option<&str> {
+    match &result.outcome {
+        Outcome::Rejected { reason, .. } => Some(reason),
+        Outcome::Accepted { .. } => None,
+    }
+}
+
+fn refund(refund_id: &str, amount_cents: i64) -> SupportCommand {
+    SupportCommand::IssueRefund {
+        refund_id: refund_id.into(),
+        amount_cents,
+        reason: "late".into(),
+    }
+}
+
+/// Every stream's events have versions 1..n in order and each links to its predecessor.
+fn assert_chains(events: &[PlainEvent]) {
+    let mut streams: BTreeMap<(&str, &str), Vec<&PlainEvent>> = BTreeMap::new();
+    for event in events {
+        streams
+            .entry((&event.tenant, &event.stream))
+            .or_default()
+            .push(event);
+    }
+    for ((tenant, stream), events) in streams {
+        let mut prev_hash = String::new();
+        for (index, event) in events.iter().enumerate() {
+            assert_eq!(
+                event.version,
+                index as u64 + 1,
+                "{tenant}/{stream}: versions must be gapless"
+            );
+            assert_eq!(
+                event.prev_hash, prev_hash,
+                "{tenant}/{stream} v{}: broken link",
+                event.version
+            );
+            assert_eq!(
+                event.hash,
+                event.expected_hash(),
+                "{tenant}/{stream} v{}: bad hash",
+                event.version
+            );
+            prev_hash = event.hash.clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_commands_become_chained_events_with_gapless_versions() -> TestResult {
+    let mut harness = HandlerHarness::start(3).await?;
+    let commands = [
+        agent_command("acme", "c-1", register("c-1")),
+        agent_command(
+            "acme",
+            "c-1",
+            SupportCommand::StartSubscription {
+                subscription_id: "s-1".into(),
+                plan: "pro".into(),
+            },
+        ),
+        agent_command("acme", "c-1", refund("r-1", 1_200)),
+        agent_command("globex", "c-9", register("c-9")),
+    ];
+    for command in &commands {
+        harness.send(command).await?;
+    }
+    let results = harness.results(commands.len()).await?;
+    assert_eq!(results.len(), commands.len());
+    assert!(
+        results.iter().all(|result| reason(result).is_none()),
+        "{results:?}"
+    );
+
+    let events = harness.events(4).await?;
+    assert_eq!(events.len(), 4);
+    assert_chains(&events);
+    let last = results
+        .iter()
+        .find(|r| r.command_id == commands[2].command_id)
+        .expect("refund result");
+    let Outcome::Accepted {
+        versions,
+        position: Some(position),
+        ..
+    } = &last.outcome
+    else {
+        panic!("the refund should be accepted with a position: {last:?}");
+    };
+    assert_eq!(versions, &[3]);
+    assert_eq!(
+        position.partition,
+        partition_for(stream_key("acme", "c-1").as_bytes(), 3)
+    );
+    let refund_event = events
+        .iter()
+        .find(|e| e.event_type == "RefundIssued")
+        .expect("refund event");
+    assert_eq!(refund_event.actor, agent(), "the event names who acted");
+    assert_eq!(
+        refund_event.on_behalf_of,
+        [supervisor()],
+        "and on whose behalf"
+    );
+    assert_eq!(
+        refund_event.authorization.rule, "agent-support",
+        "and the rule that allowed it"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_command_id_gets_the_original_result_and_writes_no_event() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let command = agent_command("acme", "c-1", register("c-1"));
+    harness.send(&command).await?;
+    let original = harness.result_of(command.command_id).await?;
+
+    harness.send(&command).await?;
+    let results = harness.results(2).await?;
+    assert_eq!(
+        results.len(),
+        2,
+        "each delivery of the command gets an answer"
+    );
+    assert!(
+        results.iter().all(|result| *result == original),
+        "the same answer both times: {results:?}"
+    );
+    assert_eq!(harness.events(1).await?.len(), 1, "and one event only");
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_expected_version_is_a_conflict_with_the_current_version() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    harness
+        .send(&agent_command("acme", "c-1", register("c-1")))
+        .await?;
+    let mut stale = agent_command("acme", "c-1", refund("r-1", 100));
+    stale.expected_version = Some(0);
+    harness.send(&stale).await?;
+
+    let result = harness.result_of(stale.command_id).await?;
+    let Outcome::Rejected {
+        reason,
+        current_version,
+        ..
+    } = &result.outcome
+    else {
+        panic!("a stale version must be refused: {result:?}");
+    };
+    assert_eq!(
+        (reason.as_str(), *current_version),
+        ("version_conflict", Some(1))
+    );
+    assert_eq!(
+        harness.events(1).await?.len(),
+        1,
+        "nothing appended for the conflict"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_other_tenant_credentials_are_rejected() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let forger = SigningKey::from_bytes(&[99; 32]);
+    let mut forged = agent_command("acme", "c-1", register("c-1"));
+    forged.credential =
+        credential_with("acme", &agent(), &[supervisor()], &forger, now_secs() + 600);
+    let mut expired = agent_command("acme", "c-2", register("c-2"));
+    expired.credential = credential_with(
+        "acme",
+        &agent(),
+        &[supervisor()],
+        &SigningKey::from_bytes(&[11; 32]),
+        now_secs() - 3_600,
+    );
+    let mut other_tenant = agent_command("acme", "c-3", register("c-3"));
+    other_tenant.credential = keel_integration_tests::handler_harness::agent_credential("globex");
+    for command in [&forged, &expired, &other_tenant] {
+        harness.send(command).await?;
+    }
+
+    let reasons = [
+        reason(&harness.result_of(forged.command_id).await?).map(str::to_owned),
+        reason(&harness.result_of(expired.command_id).await?).map(str::to_owned),
+        reason(&harness.result_of(other_tenant.command_id).await?).map(str::to_owned),
+    ];
+    assert_eq!(
+        reasons,
+        [
+            Some("credential_invalid".into()),
+            Some("credential_expired".into()),
+            Some("credential_invalid".into())
+        ]
+    );
+    assert!(
+        harness.events(0).await?.is_empty(),
+        "no event for any of them"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_bytes_go_to_the_dlq_and_the_handler_keeps_going() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    harness
+        .send_raw("acme/c-1", b"\x00\x01 definitely not a command")
+        .await?;
+    let readable_id = Uuid::new_v4();
+    let half =
+        format!(r#"{{"command_id":"{readable_id}","tenant":"acme","stream":"c-1","payload":42}}"#);
+    harness.send_raw("acme/c-1", half.as_bytes()).await?;
+    let good = agent_command("acme", "c-1", register("c-1"));
+    harness.send(&good).await?;
+
+    assert!(
+        reason(&harness.result_of(good.command_id).await?).is_none(),
+        "the next command is accepted"
+    );
+    assert_eq!(
+        reason(&harness.result_of(readable_id).await?),
+        Some("undecodable"),
+        "a readable id gets an answer"
+    );
+    let dead = harness
+        .read_all(
+            &harness.config.dlq_topic,
+            |records| records.len() >= 2,
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        dead[0], b"\x00\x01 definitely not a command",
+        "the raw bytes are kept"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_over_the_agents_limit_is_rejected_and_recorded_with_who_tried() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    harness
+        .send(&agent_command("acme", "c-1", register("c-1")))
+        .await?;
+    let too_much = agent_command("acme", "c-1", refund("r-1", AGENT_REFUND_LIMIT + 1));
+    harness.send(&too_much).await?;
+
+    let result = harness.result_of(too_much.command_id).await?;
+    assert_eq!(reason(&result), Some("limit_exceeded"));
+    assert_eq!(result.actor, Some(agent()), "the refusal records who tried");
+    assert_eq!(result.on_behalf_of, [supervisor()]);
+    assert_eq!(
+        result.command_type.as_deref(),
+        Some("IssueRefund"),
+        "and what"
+    );
+    assert_eq!(
+        harness.events(1).await?.len(),
+        1,
+        "only the registration was appended"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_the_wrong_partition_is_refused() -> TestResult {
+    let mut harness = HandlerHarness::start(3).await?;
+    let command = agent_command("acme", "c-1", register("c-1"));
+    let key = stream_key("acme", "c-1");
+    let right = partition_for(key.as_bytes(), 3);
+    harness
+        .send_to_partition((right + 1) % 3, &key, &serde_json::to_vec(&command)?)
+        .await?;
+
+    assert_eq!(
+        reason(&harness.result_of(command.command_id).await?),
+        Some("wrong_partition")
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_handler_continues_each_stream_where_it_was() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    harness
+        .send(&agent_command("acme", "c-1", register("c-1")))
+        .await?;
+    let before = agent_command("acme", "c-1", refund("r-1", 100));
+    harness.send(&before).await?;
+    harness.result_of(before.command_id).await?;
+    harness.stop().await?;
+
+    harness.restart()?;
+    let duplicate_refund = agent_command("acme", "c-1", refund("r-1", 100));
+    let after = agent_command("acme", "c-1", refund("r-2", 100));
+    harness.send(&duplicate_refund).await?;
+    harness.send(&after).await?;
+    assert_eq!(
+        reason(&harness.result_of(duplicate_refund.command_id).await?),
+        Some("refund_exists"),
+        "state survived"
+    );
+    let result = harness.result_of(after.command_id).await?;
+    assert!(
+        matches!(&result.outcome, Outcome::Accepted { versions, .. } if versions == &[3]),
+        "{result:?}"
+    );
+    let events = harness.events(3).await?;
+    assert_eq!(events.len(), 3);
+    assert_chains(&events);
+    harness.stop().await
+}

@@ -1,0 +1,409 @@
+//! Starts a command handler in this process against the real Kafka and CQL store, on
+//! topics and a keyspace of the test's own, and plays the producer and the reader.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use keel_auth::{Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
+use keel_customer_support::{Customer, SupportCommand};
+use keel_domain::DomainCommand;
+use keel_handler::HandlerConfig;
+use keel_handler::result::CommandResult;
+use keel_handler::tenants::{TenantConfig, TenantsFile};
+use keel_kafka::clients;
+use keel_kafka::partition::stream_key;
+use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::plain_codec::{PlainCodec, PlainCommand, PlainEvent};
+
+/// Tenants every harness configures.
+pub const TENANTS: [&str; 2] = ["acme", "globex"];
+/// The agent's refund limit in the harness policy.
+pub const AGENT_REFUND_LIMIT: i64 = 5_000;
+
+fn tenant_key(tenant: &str) -> SigningKey {
+    let seed = if tenant == "acme" { 11 } else { 22 };
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn issuer(tenant: &str) -> String {
+    format!("https://id.{tenant}.example")
+}
+
+/// The AI support agent every test acts as, on behalf of supervisor alice.
+pub fn agent() -> Actor {
+    Actor {
+        kind: ActorKind::Agent,
+        id: "support-bot".into(),
+    }
+}
+
+/// The human supervisor.
+pub fn supervisor() -> Actor {
+    Actor {
+        kind: ActorKind::Human,
+        id: "alice".into(),
+    }
+}
+
+fn policy(tenant: &str) -> Policy {
+    let agent_commands = [
+        "RegisterCustomer",
+        "StartSubscription",
+        "CancelSubscription",
+        "IssueRefund",
+        "SendEmail",
+        "ReferFriend",
+    ];
+    Policy {
+        id: format!("{tenant}/v1"),
+        rules: vec![
+            PolicyRule {
+                id: "agent-support".into(),
+                actor_kinds: vec![ActorKind::Agent],
+                scope: Some("support:agent".into()),
+                commands: agent_commands.map(String::from).to_vec(),
+                limits: BTreeMap::from([("amount_cents".to_owned(), AGENT_REFUND_LIMIT)]),
+            },
+            PolicyRule {
+                id: "supervisor-all".into(),
+                actor_kinds: vec![ActorKind::Human],
+                scope: Some("support:supervisor".into()),
+                commands: vec!["*".into()],
+                limits: BTreeMap::new(),
+            },
+        ],
+    }
+}
+
+/// Writes the tenants file the handler reads.
+fn tenants_file(directory: &std::path::Path) -> TestResult<PathBuf> {
+    let tenants = TENANTS
+        .iter()
+        .map(|tenant| {
+            let auth = TenantAuth {
+                issuer: issuer(tenant),
+                keys: vec![TenantKey::ed25519(
+                    format!("{tenant}-1"),
+                    &tenant_key(tenant).verifying_key(),
+                )],
+            };
+            (
+                (*tenant).to_owned(),
+                TenantConfig {
+                    auth,
+                    policy: policy(tenant),
+                },
+            )
+        })
+        .collect();
+    let path = directory.join("tenants.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&TenantsFile { tenants })?)?;
+    Ok(path)
+}
+
+/// A credential for `actor` of `tenant`, signed with `signing` (the tenant's key unless a
+/// test forges one), valid until `exp`.
+pub fn credential_with(
+    tenant: &str,
+    actor: &Actor,
+    on_behalf_of: &[Actor],
+    signing: &SigningKey,
+    exp: u64,
+) -> String {
+    let scope = if actor.kind == ActorKind::Agent {
+        "support:agent"
+    } else {
+        "support:supervisor"
+    };
+    let claims = Claims {
+        iss: issuer(tenant),
+        sub: actor.id.clone(),
+        tenant: tenant.to_owned(),
+        actor_kind: actor.kind,
+        on_behalf_of: on_behalf_of.to_vec(),
+        scopes: vec![scope.to_owned()],
+        exp,
+        nbf: None,
+        iat: None,
+    };
+    TokenIssuer::ed25519(format!("{tenant}-1"), signing)
+        .and_then(|issuer| issuer.issue(&claims))
+        .unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
+
+/// A valid credential of the tenant's agent acting for alice.
+pub fn agent_credential(tenant: &str) -> String {
+    credential_with(
+        tenant,
+        &agent(),
+        &[supervisor()],
+        &tenant_key(tenant),
+        now_secs() + 3_600,
+    )
+}
+
+/// A valid credential of supervisor alice.
+pub fn supervisor_credential(tenant: &str) -> String {
+    credential_with(
+        tenant,
+        &supervisor(),
+        &[],
+        &tenant_key(tenant),
+        now_secs() + 3_600,
+    )
+}
+
+/// A command from the agent, with a fresh command id.
+pub fn agent_command(tenant: &str, stream: &str, payload: SupportCommand) -> PlainCommand {
+    PlainCommand {
+        command_id: Uuid::new_v4(),
+        tenant: tenant.to_owned(),
+        stream: stream.to_owned(),
+        command_type: payload.command_type().to_owned(),
+        expected_version: None,
+        actor: agent(),
+        on_behalf_of: vec![supervisor()],
+        credential: agent_credential(tenant),
+        correlation_id: Uuid::new_v4(),
+        payload,
+    }
+}
+
+/// Registration of customer `stream` with canary personal data.
+pub fn register(stream: &str) -> SupportCommand {
+    SupportCommand::RegisterCustomer {
+        customer_id: stream.to_owned(),
+        name: format!("Canary Name {stream}"),
+        email: format!("{stream}@canary.example"),
+        address: "1 Canary Wharf".into(),
+    }
+}
+
+/// A running handler and the test's side of its topics.
+pub struct HandlerHarness {
+    /// The broker.
+    pub kafka: TestKafka,
+    /// The handler's configuration.
+    pub config: HandlerConfig,
+    producer: FutureProducer,
+    running: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
+    _directory: tempfile::TempDir,
+}
+
+impl HandlerHarness {
+    /// Starts a handler over fresh topics with `partitions` partitions and a fresh keyspace.
+    pub async fn start(partitions: i32) -> TestResult<Self> {
+        let kafka = TestKafka::connect().await?;
+        let directory = tempfile::tempdir()?;
+        let prefix = unique_name("h");
+        let config = HandlerConfig {
+            brokers: kafka.brokers().to_owned(),
+            cql_nodes: cql_nodes(),
+            keyspace: prefix.clone(),
+            instance_id: "handler-0".into(),
+            group_id: format!("{prefix}_group"),
+            commands_topic: format!("{prefix}_commands"),
+            events_topic: format!("{prefix}_events"),
+            results_topic: format!("{prefix}_results"),
+            dlq_topic: format!("{prefix}_dlq"),
+            partitions,
+            replication: 1,
+            plaintext_retention_hours: 1,
+            tenants: tenants_file(directory.path())?,
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_batch: 100,
+            batch_linger_ms: 5,
+            max_command_bytes: 64 * 1024,
+            log_json: false,
+        };
+        let producer = clients::producer(kafka.brokers()).create()?;
+        let mut harness = Self {
+            kafka,
+            config,
+            producer,
+            running: None,
+            _directory: directory,
+        };
+        harness.restart()?;
+        Ok(harness)
+    }
+
+    /// Starts (again) the handler process-in-a-task.
+    pub fn restart(&mut self) -> TestResult {
+        anyhow::ensure!(self.running.is_none(), "the handler is already running");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = self.config.clone();
+        let task = tokio::spawn(async move {
+            keel_handler::run::<Customer, _>(config, PlainCodec, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.running = Some((stop, task));
+        Ok(())
+    }
+
+    /// Stops the handler gracefully (as on SIGTERM) and returns how it ended.
+    pub async fn stop(&mut self) -> TestResult {
+        let (stop, task) = self.running.take().context("the handler is not running")?;
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .context("the handler did not stop")???;
+        Ok(())
+    }
+
+    /// Sends a command as a producer would: keyed by tenant/stream, murmur2-partitioned.
+    pub async fn send(&self, command: &PlainCommand) -> TestResult {
+        let key = stream_key(&command.tenant, &command.stream);
+        self.send_raw(&key, &serde_json::to_vec(command)?).await
+    }
+
+    /// Sends raw bytes with `key` to the commands topic.
+    pub async fn send_raw(&self, key: &str, bytes: &[u8]) -> TestResult {
+        self.producer
+            .send(
+                FutureRecord::to(&self.config.commands_topic)
+                    .key(key)
+                    .payload(bytes),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .context("producing a command")?;
+        Ok(())
+    }
+
+    /// Sends raw bytes to an explicit partition (as a producer with the wrong partitioner).
+    pub async fn send_to_partition(&self, partition: i32, key: &str, bytes: &[u8]) -> TestResult {
+        let record = FutureRecord::to(&self.config.commands_topic)
+            .partition(partition)
+            .key(key)
+            .payload(bytes);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(error, _)| error)?;
+        Ok(())
+    }
+
+    /// Every committed record of `topic`, in partition then offset order, read until `wanted`
+    /// says it has all it waits for (or the timeout).
+    pub async fn read_all(
+        &self,
+        topic: &str,
+        wanted: impl Fn(&[Vec<u8>]) -> bool,
+        timeout: Duration,
+    ) -> TestResult<Vec<Vec<u8>>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let records = self.read_once(topic).await?;
+            if wanted(&records) || tokio::time::Instant::now() >= deadline {
+                return Ok(records);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn read_once(&self, topic: &str) -> TestResult<Vec<Vec<u8>>> {
+        let reader: StreamConsumer =
+            clients::read_committed_reader(self.kafka.brokers(), &unique_name("reader"))
+                .create()?;
+        let partitions = if topic == self.config.dlq_topic {
+            1
+        } else {
+            self.config.partitions
+        };
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+        reader.assign(&assignment)?;
+        let mut by_partition: BTreeMap<i32, Vec<(i64, Vec<u8>)>> = BTreeMap::new();
+        let mut at_end = 0;
+        while at_end < partitions {
+            match tokio::time::timeout(Duration::from_secs(20), reader.recv()).await? {
+                Err(KafkaError::PartitionEOF(_)) => at_end += 1,
+                Err(error) => return Err(error.into()),
+                Ok(message) => by_partition.entry(message.partition()).or_default().push((
+                    message.offset(),
+                    message.payload().unwrap_or_default().to_vec(),
+                )),
+            }
+        }
+        Ok(by_partition
+            .into_values()
+            .flatten()
+            .map(|(_, bytes)| bytes)
+            .collect())
+    }
+
+    /// Every result, once at least `count` have been published.
+    pub async fn results(&self, count: usize) -> TestResult<Vec<CommandResult>> {
+        let records = self
+            .read_all(
+                &self.config.results_topic,
+                |records| records.len() >= count,
+                Duration::from_secs(60),
+            )
+            .await?;
+        records
+            .iter()
+            .map(|bytes| Ok(serde_json::from_slice(bytes)?))
+            .collect()
+    }
+
+    /// The result of `command_id`, waiting for it.
+    pub async fn result_of(&self, command_id: Uuid) -> TestResult<CommandResult> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let results = self.results(0).await?;
+            if let Some(result) = results
+                .into_iter()
+                .find(|result| result.command_id == command_id)
+            {
+                return Ok(result);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no result for command {command_id}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every event, once at least `count` are committed.
+    pub async fn events(&self, count: usize) -> TestResult<Vec<PlainEvent>> {
+        let records = self
+            .read_all(
+                &self.config.events_topic,
+                |records| records.len() >= count,
+                Duration::from_secs(60),
+            )
+            .await?;
+        records
+            .iter()
+            .map(|bytes| Ok(serde_json::from_slice(bytes)?))
+            .collect()
+    }
+}
