@@ -50,10 +50,7 @@ pub struct Authorization {
 impl PolicyRule {
     fn applies(&self, principal: &Principal, command_type: &str) -> bool {
         self.actor_kinds.contains(&principal.actor.kind)
-            && self
-                .scope
-                .as_ref()
-                .is_none_or(|scope| principal.scopes.contains(scope))
+            && self.scope.as_ref().is_none_or(|scope| principal.scopes.contains(scope))
             && self
                 .commands
                 .iter()
@@ -76,18 +73,10 @@ impl PolicyRule {
 impl Policy {
     /// Allows `command` for `principal` by the first rule that applies and whose limits hold.
     /// If rules apply but each limit is exceeded, the refusal says which limit.
-    pub fn authorize(
-        &self,
-        principal: &Principal,
-        command: &impl DomainCommand,
-    ) -> Result<Authorization, AuthError> {
+    pub fn authorize(&self, principal: &Principal, command: &impl DomainCommand) -> Result<Authorization, AuthError> {
         let command_type = command.command_type();
         let mut over_limit = None;
-        for rule in self
-            .rules
-            .iter()
-            .filter(|rule| rule.applies(principal, command_type))
-        {
+        for rule in self.rules.iter().filter(|rule| rule.applies(principal, command_type)) {
             match rule.exceeded(command) {
                 None => {
                     return Ok(Authorization {

@@ -9,8 +9,8 @@ use keel_customer_support::SupportCommand;
 use proptest::prelude::*;
 
 use crate::{
-    Actor, ActorKind, AuthError, Authenticator, Authorization, Claims, Policy, PolicyRule,
-    Principal, TenantAuth, TenantKey, TokenIssuer,
+    Actor, ActorKind, AuthError, Authenticator, Authorization, Claims, Policy, PolicyRule, Principal, TenantAuth,
+    TenantKey, TokenIssuer,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -54,10 +54,7 @@ fn authenticator() -> Authenticator {
         "acme".to_owned(),
         TenantAuth {
             issuer: "https://id.acme.example".into(),
-            keys: vec![TenantKey::ed25519(
-                "acme-1",
-                &signing_key(1).verifying_key(),
-            )],
+            keys: vec![TenantKey::ed25519("acme-1", &signing_key(1).verifying_key())],
         },
     );
     tenants.insert(
@@ -105,10 +102,7 @@ fn a_valid_hs256_credential_is_accepted() {
 
 #[test]
 fn a_credential_signed_with_another_key_is_forged() {
-    assert_eq!(
-        refusal("acme", &sign_ed25519(2, &claims("acme"))),
-        "credential_invalid"
-    );
+    assert_eq!(refusal("acme", &sign_ed25519(2, &claims("acme"))), "credential_invalid");
 }
 
 #[test]
@@ -126,30 +120,21 @@ fn a_tampered_claim_breaks_the_signature() {
 fn an_unsigned_alg_none_credential_is_refused() {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("acme")).expect("json"));
-    assert_eq!(
-        refusal("acme", &format!("{header}.{payload}.")),
-        "credential_malformed"
-    );
+    assert_eq!(refusal("acme", &format!("{header}.{payload}.")), "credential_malformed");
 }
 
 #[test]
 fn an_expired_credential_is_refused() {
     let mut expired = claims("acme");
     expired.exp = NOW - 120;
-    assert_eq!(
-        refusal("acme", &sign_ed25519(1, &expired)),
-        "credential_expired"
-    );
+    assert_eq!(refusal("acme", &sign_ed25519(1, &expired)), "credential_expired");
 }
 
 #[test]
 fn a_credential_not_valid_yet_is_refused() {
     let mut early = claims("acme");
     early.nbf = Some(NOW + 3_600);
-    assert_eq!(
-        refusal("acme", &sign_ed25519(1, &early)),
-        "credential_not_yet_valid"
-    );
+    assert_eq!(refusal("acme", &sign_ed25519(1, &early)), "credential_not_yet_valid");
 }
 
 #[test]
@@ -171,18 +156,12 @@ fn a_credential_naming_another_tenant_is_refused_even_if_signed_by_this_one() {
 fn an_untrusted_issuer_is_refused() {
     let mut claims = claims("acme");
     claims.iss = "https://evil.example".into();
-    assert_eq!(
-        refusal("acme", &sign_ed25519(1, &claims)),
-        "credential_wrong_issuer"
-    );
+    assert_eq!(refusal("acme", &sign_ed25519(1, &claims)), "credential_wrong_issuer");
 }
 
 #[test]
 fn an_unknown_tenant_is_refused() {
-    assert_eq!(
-        refusal("initech", &sign_ed25519(1, &claims("acme"))),
-        "unknown_tenant"
-    );
+    assert_eq!(refusal("initech", &sign_ed25519(1, &claims("acme"))), "unknown_tenant");
 }
 
 #[test]
@@ -190,19 +169,13 @@ fn a_command_claiming_another_actor_or_delegation_is_refused() {
     let token = sign_ed25519(1, &claims("acme"));
     let auth = authenticator();
     let as_supervisor = auth.authenticate("acme", &token, &supervisor(), &[], NOW);
-    assert_eq!(
-        as_supervisor.map_err(|e| e.code()).err(),
-        Some("actor_mismatch")
-    );
+    assert_eq!(as_supervisor.map_err(|e| e.code()).err(), Some("actor_mismatch"));
     let bob = Actor {
         kind: ActorKind::Human,
         id: "bob".into(),
     };
     let other_delegation = auth.authenticate("acme", &token, &agent(), &[bob], NOW);
-    assert_eq!(
-        other_delegation.map_err(|e| e.code()).err(),
-        Some("actor_mismatch")
-    );
+    assert_eq!(other_delegation.map_err(|e| e.code()).err(), Some("actor_mismatch"));
 }
 
 fn support_policy() -> Policy {
@@ -253,8 +226,7 @@ fn refund(amount_cents: i64) -> SupportCommand {
 
 #[test]
 fn an_agent_may_refund_within_its_limit_and_the_rule_is_named() {
-    let allowed =
-        support_policy().authorize(&principal(agent(), &["support:agent"]), &refund(5_000));
+    let allowed = support_policy().authorize(&principal(agent(), &["support:agent"]), &refund(5_000));
     let expected = Authorization {
         policy: "acme/v1".into(),
         rule: "agent-support".into(),
@@ -265,8 +237,7 @@ fn an_agent_may_refund_within_its_limit_and_the_rule_is_named() {
 
 #[test]
 fn an_agent_refund_above_the_limit_is_refused_with_the_limit() {
-    let refused =
-        support_policy().authorize(&principal(agent(), &["support:agent"]), &refund(5_001));
+    let refused = support_policy().authorize(&principal(agent(), &["support:agent"]), &refund(5_001));
     let expected = AuthError::LimitExceeded {
         rule: "agent-support".into(),
         quantity: "amount_cents".into(),
@@ -278,18 +249,14 @@ fn an_agent_refund_above_the_limit_is_refused_with_the_limit() {
 
 #[test]
 fn an_agent_may_not_delete_a_customer() {
-    let delete = SupportCommand::DeleteCustomer {
-        reason: "asked".into(),
-    };
+    let delete = SupportCommand::DeleteCustomer { reason: "asked".into() };
     let refused = support_policy().authorize(&principal(agent(), &["support:agent"]), &delete);
     assert_eq!(refused.map_err(|e| e.code()).err(), Some("not_permitted"));
 }
 
 #[test]
 fn a_supervisor_needs_the_scope_and_then_has_no_limit() {
-    let delete = SupportCommand::DeleteCustomer {
-        reason: "asked".into(),
-    };
+    let delete = SupportCommand::DeleteCustomer { reason: "asked".into() };
     let policy = support_policy();
     let scoped = principal(supervisor(), &["support:supervisor"]);
     assert!(policy.authorize(&scoped, &delete).is_ok());

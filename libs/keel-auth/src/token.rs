@@ -103,12 +103,8 @@ impl TenantKey {
 
     fn decoding_key(&self) -> Result<DecodingKey, String> {
         match self.algorithm {
-            KeyAlgorithm::EdDSA => {
-                DecodingKey::from_ed_components(&self.key).map_err(|error| error.to_string())
-            }
-            KeyAlgorithm::HS256 => {
-                DecodingKey::from_base64_secret(&self.key).map_err(|error| error.to_string())
-            }
+            KeyAlgorithm::EdDSA => DecodingKey::from_ed_components(&self.key).map_err(|error| error.to_string()),
+            KeyAlgorithm::HS256 => DecodingKey::from_base64_secret(&self.key).map_err(|error| error.to_string()),
         }
     }
 }
@@ -167,8 +163,7 @@ impl Authenticator {
         on_behalf_of: &[Actor],
         now: u64,
     ) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|error| AuthError::Malformed(error.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
         let verifiers = self
             .tenants
             .get(tenant)
@@ -184,10 +179,7 @@ impl Authenticator {
         if now > claims.exp.saturating_add(LEEWAY_SECS) {
             return Err(AuthError::Expired);
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
-        {
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
             return Err(AuthError::NotYetValid);
         }
         if claims.actor_kind != actor.kind || claims.sub != actor.id {
@@ -218,9 +210,10 @@ impl Authenticator {
 
 impl TenantVerifiers {
     fn verify(&self, tenant: &str, token: &str, header: &Header) -> Result<Claims, AuthError> {
-        let candidates = self.keys.iter().filter(|key| {
-            key.algorithm == header.alg && header.kid.as_ref().is_none_or(|kid| *kid == key.kid)
-        });
+        let candidates = self
+            .keys
+            .iter()
+            .filter(|key| key.algorithm == header.alg && header.kid.as_ref().is_none_or(|kid| *kid == key.kid));
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.set_issuer(&[&self.issuer]);
@@ -257,10 +250,7 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     /// An issuer signing with an Ed25519 key.
-    pub fn ed25519(
-        kid: impl Into<String>,
-        key: &ed25519_dalek::SigningKey,
-    ) -> Result<Self, String> {
+    pub fn ed25519(kid: impl Into<String>, key: &ed25519_dalek::SigningKey) -> Result<Self, String> {
         let der = key
             .to_pkcs8_der()
             .map_err(|error| format!("encoding the signing key: {error}"))?;
@@ -284,7 +274,6 @@ impl TokenIssuer {
     pub fn issue(&self, claims: &Claims) -> Result<String, String> {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key)
-            .map_err(|error| format!("signing a credential: {error}"))
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|error| format!("signing a credential: {error}"))
     }
 }

@@ -16,10 +16,7 @@ pub(crate) fn ensure_active(state: &CustomerState) -> Result<&str, DomainError> 
             "customer_not_registered",
             "the customer is not registered",
         )),
-        Some(_) if state.deleted => Err(DomainError::new(
-            "customer_deleted",
-            "the customer was deleted",
-        )),
+        Some(_) if state.deleted => Err(DomainError::new("customer_deleted", "the customer was deleted")),
         Some(id) => Ok(id),
     }
 }
@@ -28,10 +25,7 @@ pub(crate) fn ensure_active(state: &CustomerState) -> Result<&str, DomainError> 
 /// may be personal data, and refusals end up in logs and the audit trail.
 pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<(), DomainError> {
     if value.trim().is_empty() {
-        return Err(DomainError::new(
-            "invalid_field",
-            format!("{field} is empty"),
-        ));
+        return Err(DomainError::new("invalid_field", format!("{field} is empty")));
     }
     if value.len() > max {
         return Err(DomainError::new(
@@ -44,9 +38,10 @@ pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<(), DomainErr
 
 fn email_address(field: &str, value: &str) -> Result<(), DomainError> {
     text(field, value, MAX_FIELD)?;
-    let well_formed = value.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-    }) && !value.chars().any(char::is_whitespace);
+    let well_formed = value
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !value.chars().any(char::is_whitespace);
     if well_formed {
         Ok(())
     } else {
@@ -82,10 +77,7 @@ pub(crate) fn register(
     }])
 }
 
-pub(crate) fn delete(
-    state: &CustomerState,
-    reason: &str,
-) -> Result<Vec<SupportEvent>, DomainError> {
+pub(crate) fn delete(state: &CustomerState, reason: &str) -> Result<Vec<SupportEvent>, DomainError> {
     let customer_id = ensure_active(state)?.to_owned();
     text("reason", reason, MAX_FIELD)?;
     Ok(vec![SupportEvent::CustomerDeleted {
@@ -130,10 +122,7 @@ pub(crate) fn refer_friend(
     let customer_id = ensure_active(state)?.to_owned();
     text("friend_id", friend_id, MAX_FIELD)?;
     if friend_id == customer_id {
-        return Err(DomainError::new(
-            "invalid_field",
-            "a customer cannot refer themselves",
-        ));
+        return Err(DomainError::new("invalid_field", "a customer cannot refer themselves"));
     }
     if state.referrals.contains(friend_id) {
         return Err(DomainError::new(

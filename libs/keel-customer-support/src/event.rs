@@ -118,8 +118,9 @@ impl DomainEvent for SupportEvent {
 
     fn compensates(&self) -> Option<Uuid> {
         match self {
-            Self::SubscriptionReinstated { compensates, .. }
-            | Self::RefundReversed { compensates, .. } => Some(*compensates),
+            Self::SubscriptionReinstated { compensates, .. } | Self::RefundReversed { compensates, .. } => {
+                Some(*compensates)
+            }
             _ => None,
         }
     }

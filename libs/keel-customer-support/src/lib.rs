@@ -33,10 +33,7 @@ impl Aggregate for Customer {
     type Command = SupportCommand;
     type Event = SupportEvent;
 
-    fn handle(
-        state: &CustomerState,
-        command: &SupportCommand,
-    ) -> Result<Vec<SupportEvent>, DomainError> {
+    fn handle(state: &CustomerState, command: &SupportCommand) -> Result<Vec<SupportEvent>, DomainError> {
         use SupportCommand as C;
         if !matches!(command, C::RegisterCustomer { .. }) {
             customer::ensure_active(state)?;
@@ -60,10 +57,7 @@ impl Aggregate for Customer {
                 friend_name,
                 friend_email,
             } => customer::refer_friend(state, friend_id, friend_name, friend_email),
-            C::StartSubscription {
-                subscription_id,
-                plan,
-            } => subscription::start(state, subscription_id, plan),
+            C::StartSubscription { subscription_id, plan } => subscription::start(state, subscription_id, plan),
             C::CancelSubscription {
                 subscription_id,
                 reason,
@@ -77,10 +71,7 @@ impl Aggregate for Customer {
                 amount_cents,
                 reason,
             } => refund::issue(state, refund_id, *amount_cents, reason),
-            C::ReverseRefund {
-                refund_id,
-                compensates,
-            } => refund::reverse(state, refund_id, *compensates),
+            C::ReverseRefund { refund_id, compensates } => refund::reverse(state, refund_id, *compensates),
         }
     }
 

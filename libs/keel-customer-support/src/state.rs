@@ -64,9 +64,7 @@ impl CustomerState {
     pub(crate) fn apply(mut self, event: &SupportEvent, recorded: &Recorded) -> Self {
         use SupportEvent as E;
         match event {
-            E::CustomerRegistered { customer_id, .. } => {
-                self.customer_id = Some(customer_id.clone())
-            }
+            E::CustomerRegistered { customer_id, .. } => self.customer_id = Some(customer_id.clone()),
             E::CustomerDeleted { .. } => self.deleted = true,
             E::EmailSent { email_id, .. } => {
                 self.emails_sent.insert(email_id.clone());
@@ -75,29 +73,22 @@ impl CustomerState {
                 self.referrals.insert(friend_id.clone());
             }
             E::SubscriptionStarted {
-                subscription_id,
-                plan,
-                ..
+                subscription_id, plan, ..
             } => {
                 let subscription = SubscriptionState {
                     plan: plan.clone(),
                     status: SubscriptionStatus::Active,
                     cancelled_by: None,
                 };
-                self.subscriptions
-                    .insert(subscription_id.clone(), subscription);
+                self.subscriptions.insert(subscription_id.clone(), subscription);
             }
-            E::SubscriptionCancelled {
-                subscription_id, ..
-            } => {
+            E::SubscriptionCancelled { subscription_id, .. } => {
                 if let Some(subscription) = self.subscriptions.get_mut(subscription_id) {
                     subscription.status = SubscriptionStatus::Cancelled;
                     subscription.cancelled_by = Some(recorded.event_id);
                 }
             }
-            E::SubscriptionReinstated {
-                subscription_id, ..
-            } => {
+            E::SubscriptionReinstated { subscription_id, .. } => {
                 if let Some(subscription) = self.subscriptions.get_mut(subscription_id) {
                     subscription.status = SubscriptionStatus::Active;
                     subscription.cancelled_by = None;

@@ -6,16 +6,11 @@ use uuid::Uuid;
 use crate::customer::{MAX_TEXT, ensure_active, text};
 use crate::{CustomerState, SubscriptionState, SubscriptionStatus, SupportEvent};
 
-fn existing<'a>(
-    state: &'a CustomerState,
-    subscription_id: &str,
-) -> Result<&'a SubscriptionState, DomainError> {
-    state.subscriptions.get(subscription_id).ok_or_else(|| {
-        DomainError::new(
-            "subscription_not_found",
-            format!("no subscription {subscription_id}"),
-        )
-    })
+fn existing<'a>(state: &'a CustomerState, subscription_id: &str) -> Result<&'a SubscriptionState, DomainError> {
+    state
+        .subscriptions
+        .get(subscription_id)
+        .ok_or_else(|| DomainError::new("subscription_not_found", format!("no subscription {subscription_id}")))
 }
 
 pub(crate) fn start(

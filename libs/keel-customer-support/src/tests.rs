@@ -53,10 +53,7 @@ fn registering_a_new_customer_records_their_personal_data() {
         email: "ada@example.com".into(),
         address: "12 St James's Square, London".into(),
     };
-    assert_eq!(
-        Scenario::<Customer>::given([]).when(&command),
-        Ok(vec![registered()])
-    );
+    assert_eq!(Scenario::<Customer>::given([]).when(&command), Ok(vec![registered()]));
 }
 
 #[test]
@@ -81,15 +78,9 @@ fn a_malformed_email_is_refused_without_echoing_it() {
         email: "not-an-address".into(),
         address: "x".into(),
     };
-    let error = Scenario::<Customer>::given([])
-        .when(&command)
-        .expect_err("refused");
+    let error = Scenario::<Customer>::given([]).when(&command).expect_err("refused");
     assert_eq!(error.code, "invalid_field");
-    assert!(
-        !error.message.contains("not-an-address"),
-        "{}",
-        error.message
-    );
+    assert!(!error.message.contains("not-an-address"), "{}", error.message);
 }
 
 #[test]

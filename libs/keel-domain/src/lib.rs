@@ -37,10 +37,7 @@ pub trait Aggregate {
     ///
     /// Returning no events is allowed (an idempotent no-op); the handler still records a
     /// result for the command.
-    fn handle(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<Vec<Self::Event>, DomainError>;
+    fn handle(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, DomainError>;
 
     /// Folds one recorded event into the state. Must not fail: an event is a fact.
     fn apply(state: Self::State, event: &Self::Event, recorded: &Recorded) -> Self::State;

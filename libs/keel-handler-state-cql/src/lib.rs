@@ -123,23 +123,17 @@ impl HandlerState for CqlHandlerState {
         let row = rows
             .maybe_first_row::<(i64, Vec<u8>, Vec<u8>, i64)>()
             .map_err(|error| unreadable(ACTION, error))?;
-        Ok(
-            row.map(|(version, last_hash, snapshot, position)| StreamRecord {
-                tenant: tenant.to_owned(),
-                stream: stream.to_owned(),
-                version: version.max(0) as u64,
-                last_hash,
-                snapshot,
-                position,
-            }),
-        )
+        Ok(row.map(|(version, last_hash, snapshot, position)| StreamRecord {
+            tenant: tenant.to_owned(),
+            stream: stream.to_owned(),
+            version: version.max(0) as u64,
+            last_hash,
+            snapshot,
+            position,
+        }))
     }
 
-    async fn result(
-        &self,
-        tenant: &str,
-        command_id: Uuid,
-    ) -> Result<Option<StoredResult>, StateError> {
+    async fn result(&self, tenant: &str, command_id: Uuid) -> Result<Option<StoredResult>, StateError> {
         const ACTION: &str = "reading a command result";
         let rows = self
             .session
@@ -159,12 +153,7 @@ impl HandlerState for CqlHandlerState {
         }))
     }
 
-    async fn watermark(
-        &self,
-        consumer: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, StateError> {
+    async fn watermark(&self, consumer: &str, topic: &str, partition: i32) -> Result<Option<i64>, StateError> {
         const ACTION: &str = "reading a watermark";
         let rows = self
             .session
@@ -240,9 +229,7 @@ mod tests {
             .await
             .map_err(|error| format!("{error:#}"))?;
         let session = std::sync::Arc::new(keyspace.into_session());
-        CqlHandlerState::new(session)
-            .await
-            .map_err(|error| error.to_string())
+        CqlHandlerState::new(session).await.map_err(|error| error.to_string())
     }
 
     keel_handler_state::handler_state_suite!(fresh_state().await?);

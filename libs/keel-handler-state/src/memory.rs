@@ -27,9 +27,7 @@ impl InMemoryHandlerState {
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -48,24 +46,11 @@ impl HandlerState for InMemoryHandlerState {
             .cloned())
     }
 
-    async fn result(
-        &self,
-        tenant: &str,
-        command_id: Uuid,
-    ) -> Result<Option<StoredResult>, StateError> {
-        Ok(self
-            .tables()
-            .results
-            .get(&(tenant.to_owned(), command_id))
-            .cloned())
+    async fn result(&self, tenant: &str, command_id: Uuid) -> Result<Option<StoredResult>, StateError> {
+        Ok(self.tables().results.get(&(tenant.to_owned(), command_id)).cloned())
     }
 
-    async fn watermark(
-        &self,
-        consumer: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, StateError> {
+    async fn watermark(&self, consumer: &str, topic: &str, partition: i32) -> Result<Option<i64>, StateError> {
         Ok(self
             .tables()
             .watermarks
@@ -77,19 +62,13 @@ impl HandlerState for InMemoryHandlerState {
         let mut tables = self.tables();
         for record in &batch.streams {
             let key = (record.tenant.clone(), record.stream.clone());
-            if newer(
-                tables.streams.get(&key).map(|r| r.position),
-                record.position,
-            ) {
+            if newer(tables.streams.get(&key).map(|r| r.position), record.position) {
                 tables.streams.insert(key, record.clone());
             }
         }
         for result in &batch.results {
             let key = (result.tenant.clone(), result.command_id);
-            if newer(
-                tables.results.get(&key).map(|r| r.position),
-                result.position,
-            ) {
+            if newer(tables.results.get(&key).map(|r| r.position), result.position) {
                 tables.results.insert(key, result.clone());
             }
         }

@@ -38,31 +38,22 @@ fn error(e: impl std::fmt::Display) -> String {
 
 /// A fresh state knows nothing.
 pub async fn empty_state_has_nothing(state: &impl HandlerState) -> CaseResult {
+    ensure(state.stream("acme", "c-1").await.map_err(error)?.is_none(), || {
+        "a stream in an empty state".into()
+    })?;
     ensure(
-        state.stream("acme", "c-1").await.map_err(error)?.is_none(),
-        || "a stream in an empty state".into(),
-    )?;
-    ensure(
-        state
-            .result("acme", Uuid::new_v4())
-            .await
-            .map_err(error)?
-            .is_none(),
+        state.result("acme", Uuid::new_v4()).await.map_err(error)?.is_none(),
         || "a result in an empty state".into(),
     )?;
-    ensure(
-        state.watermark("h", "t", 0).await.map_err(error)?.is_none(),
-        || "a watermark in an empty state".into(),
-    )
+    ensure(state.watermark("h", "t", 0).await.map_err(error)?.is_none(), || {
+        "a watermark in an empty state".into()
+    })
 }
 
 /// What is written is read back whole.
 pub async fn stream_state_round_trips(state: &impl HandlerState) -> CaseResult {
     let record = stream("acme", "c-1", 3, 41);
-    state
-        .apply(&streams(vec![record.clone()]))
-        .await
-        .map_err(error)?;
+    state.apply(&streams(vec![record.clone()])).await.map_err(error)?;
     let read = state.stream("acme", "c-1").await.map_err(error)?;
     ensure(read.as_ref() == Some(&record), || {
         format!("wrote {record:?}, read {read:?}")
@@ -72,10 +63,7 @@ pub async fn stream_state_round_trips(state: &impl HandlerState) -> CaseResult {
 /// A replayed older write never overwrites a newer one: replays converge.
 pub async fn older_positions_lose(state: &impl HandlerState) -> CaseResult {
     let newer = stream("acme", "c-1", 5, 90);
-    state
-        .apply(&streams(vec![newer.clone()]))
-        .await
-        .map_err(error)?;
+    state.apply(&streams(vec![newer.clone()])).await.map_err(error)?;
     state
         .apply(&streams(vec![stream("acme", "c-1", 4, 70)]))
         .await
@@ -115,9 +103,7 @@ pub async fn replaying_a_batch_is_idempotent(state: &impl HandlerState) -> CaseR
         format!("result after replay: {result:?}")
     })?;
     let mark = state.watermark("h", "events", 2).await.map_err(error)?;
-    ensure(mark == Some(12), || {
-        format!("watermark after replay: {mark:?}")
-    })
+    ensure(mark == Some(12), || format!("watermark after replay: {mark:?}"))
 }
 
 /// Watermarks only move forward.
@@ -134,13 +120,9 @@ pub async fn watermarks_only_advance(state: &impl HandlerState) -> CaseResult {
     state.apply(&mark(100)).await.map_err(error)?;
     state.apply(&mark(40)).await.map_err(error)?;
     let read = state.watermark("h", "events", 0).await.map_err(error)?;
-    ensure(read == Some(100), || {
-        format!("watermark went back: {read:?}")
-    })?;
+    ensure(read == Some(100), || format!("watermark went back: {read:?}"))?;
     let other_partition = state.watermark("h", "events", 1).await.map_err(error)?;
-    ensure(other_partition.is_none(), || {
-        "partitions share a watermark".into()
-    })
+    ensure(other_partition.is_none(), || "partitions share a watermark".into())
 }
 
 /// The same stream id or command id in two tenants are two different things.
@@ -158,33 +140,17 @@ pub async fn tenants_are_separate(state: &impl HandlerState) -> CaseResult {
         watermarks: vec![],
     };
     state.apply(&batch).await.map_err(error)?;
-    let acme = state
-        .stream("acme", "c-1")
-        .await
-        .map_err(error)?
-        .map(|r| r.version);
-    let globex = state
-        .stream("globex", "c-1")
-        .await
-        .map_err(error)?
-        .map(|r| r.version);
+    let acme = state.stream("acme", "c-1").await.map_err(error)?.map(|r| r.version);
+    let globex = state.stream("globex", "c-1").await.map_err(error)?.map(|r| r.version);
     ensure(acme == Some(1) && globex == Some(9), || {
         format!("tenants mixed: acme {acme:?}, globex {globex:?}")
     })?;
-    let acme_result = state
-        .result("acme", command_id)
-        .await
-        .map_err(error)?
-        .map(|r| r.result);
+    let acme_result = state.result("acme", command_id).await.map_err(error)?.map(|r| r.result);
     ensure(acme_result.as_deref() == Some(b"a".as_slice()), || {
         format!("acme's result: {acme_result:?}")
     })?;
     ensure(
-        state
-            .result("initech", command_id)
-            .await
-            .map_err(error)?
-            .is_none(),
+        state.result("initech", command_id).await.map_err(error)?.is_none(),
         || "a result leaked to another tenant".into(),
     )
 }

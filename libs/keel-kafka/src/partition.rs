@@ -77,11 +77,7 @@ mod tests {
     fn murmur2_and_partitions_match_the_java_client() {
         for &(key, hash, of_six, of_twelve) in JAVA_VECTORS {
             assert_eq!(murmur2(key.as_bytes()), hash, "murmur2({key:?})");
-            assert_eq!(
-                partition_for(key.as_bytes(), 6),
-                of_six,
-                "partition of {key:?} among 6"
-            );
+            assert_eq!(partition_for(key.as_bytes(), 6), of_six, "partition of {key:?} among 6");
             assert_eq!(
                 partition_for(key.as_bytes(), 12),
                 of_twelve,

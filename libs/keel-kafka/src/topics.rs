@@ -131,18 +131,11 @@ pub fn command_path_topics(names: &TopicNames, settings: &TopicSettings) -> Vec<
 
 /// Creates the topics that do not exist, then checks that the commands, events and results
 /// topics (the first three specs) have equal partition counts.
-pub async fn ensure_topics(
-    admin: &AdminClient<DefaultClientContext>,
-    specs: &[TopicSpec],
-) -> Result<(), KafkaError> {
+pub async fn ensure_topics(admin: &AdminClient<DefaultClientContext>, specs: &[TopicSpec]) -> Result<(), KafkaError> {
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
-            let topic = NewTopic::new(
-                &spec.name,
-                spec.partitions,
-                TopicReplication::Fixed(spec.replication),
-            );
+            let topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication));
             spec.config
                 .iter()
                 .fold(topic, |topic, (key, value)| topic.set(key, value))
@@ -158,19 +151,14 @@ pub async fn ensure_topics(
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(KafkaError::Layout(format!(
-                    "creating topic {name} failed: {code}"
-                )));
+                return Err(KafkaError::Layout(format!("creating topic {name} failed: {code}")));
             }
         }
     }
     check_partition_counts(admin, specs)
 }
 
-fn check_partition_counts(
-    admin: &AdminClient<DefaultClientContext>,
-    specs: &[TopicSpec],
-) -> Result<(), KafkaError> {
+fn check_partition_counts(admin: &AdminClient<DefaultClientContext>, specs: &[TopicSpec]) -> Result<(), KafkaError> {
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(30))
@@ -188,10 +176,7 @@ fn check_partition_counts(
         .map(|spec| (spec.name.clone(), count(&spec.name)))
         .collect();
     let first = counts.first().and_then(|(_, count)| *count);
-    if counts
-        .iter()
-        .any(|(_, count)| count.is_none() || *count != first)
-    {
+    if counts.iter().any(|(_, count)| count.is_none() || *count != first) {
         return Err(KafkaError::Layout(format!(
             "commands, events and results topics must exist with equal partition counts, found {counts:?}"
         )));

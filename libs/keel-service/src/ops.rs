@@ -36,10 +36,7 @@ impl Readiness {
 
     /// Sets check `name`.
     pub fn set(&self, name: &str, ready: bool, detail: impl Into<String>) {
-        let mut checks = self
-            .checks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut checks = self.checks.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         checks.insert(
             name.to_owned(),
             Check {
@@ -78,9 +75,7 @@ pub async fn serve_ops(
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(OpsState { readiness, metrics });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
@@ -90,26 +85,18 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(serde_json::json!({ "ready": ready, "checks": checks })),
-    )
+    (status, Json(serde_json::json!({ "ready": ready, "checks": checks })))
 }
 
 async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn start(
-        readiness: Readiness,
-    ) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    async fn start(readiness: Readiness) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -142,14 +129,8 @@ mod tests {
     async fn metrics_render_what_the_facade_recorded() -> anyhow::Result<()> {
         let (base, _stop) = start(Readiness::new()).await?;
         metrics::counter!("keel_ops_test_total", "reason" => "check").increment(3);
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await?
-            .text()
-            .await?;
-        assert!(
-            text.contains("keel_ops_test_total{reason=\"check\"} 3"),
-            "{text}"
-        );
+        let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        assert!(text.contains("keel_ops_test_total{reason=\"check\"} 3"), "{text}");
         Ok(())
     }
 }

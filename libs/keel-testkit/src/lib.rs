@@ -143,9 +143,7 @@ fn check_metadata(brokers: &str) -> TestResult {
         .with_context(|| format!("creating a Kafka client for {brokers}"))?;
     let metadata = client
         .fetch_metadata(None, CONNECT_TIMEOUT)
-        .with_context(|| {
-            format!("Kafka is not reachable at {brokers} (start it with `make up`)")
-        })?;
+        .with_context(|| format!("Kafka is not reachable at {brokers} (start it with `make up`)"))?;
     if metadata.brokers().is_empty() {
         bail!("Kafka at {brokers} answered a metadata request with no brokers");
     }
@@ -213,9 +211,7 @@ impl TestKeyspace {
 pub async fn connect_cql() -> TestResult<Session> {
     let nodes = cql_nodes();
     let mut builder = SessionBuilder::new();
-    builder = builder
-        .known_nodes(&nodes)
-        .connection_timeout(CONNECT_TIMEOUT);
+    builder = builder.known_nodes(&nodes).connection_timeout(CONNECT_TIMEOUT);
     tokio::time::timeout(CONNECT_TIMEOUT, builder.build())
         .await
         .map_err(anyhow::Error::from)
