@@ -7,8 +7,7 @@ use ed25519_dalek::SigningKey;
 use keel_customer_support::SupportCommand;
 use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
-    AGENT_REFUND_LIMIT, HandlerHarness, agent, agent_command, credential_with, now_secs, register,
-    supervisor,
+    AGENT_REFUND_LIMIT, HandlerHarness, agent, agent_command, credential_with, now_secs, register, supervisor,
 };
 use keel_integration_tests::plain_codec::PlainEvent;
 use keel_kafka::partition::{partition_for, stream_key};
@@ -34,10 +33,7 @@ fn refund(refund_id: &str, amount_cents: i64) -> SupportCommand {
 fn assert_chains(events: &[PlainEvent]) {
     let mut streams: BTreeMap<(&str, &str), Vec<&PlainEvent>> = BTreeMap::new();
     for event in events {
-        streams
-            .entry((&event.tenant, &event.stream))
-            .or_default()
-            .push(event);
+        streams.entry((&event.tenant, &event.stream)).or_default().push(event);
     }
     for ((tenant, stream), events) in streams {
         let mut prev_hash = String::new();
@@ -84,10 +80,7 @@ async fn accepted_commands_become_chained_events_with_gapless_versions() -> Test
     }
     let results = harness.results(commands.len()).await?;
     assert_eq!(results.len(), commands.len());
-    assert!(
-        results.iter().all(|result| reason(result).is_none()),
-        "{results:?}"
-    );
+    assert!(results.iter().all(|result| reason(result).is_none()), "{results:?}");
 
     let events = harness.events(4).await?;
     assert_eq!(events.len(), 4);
@@ -114,11 +107,7 @@ async fn accepted_commands_become_chained_events_with_gapless_versions() -> Test
         .find(|e| e.event_type == "RefundIssued")
         .expect("refund event");
     assert_eq!(refund_event.actor, agent(), "the event names who acted");
-    assert_eq!(
-        refund_event.on_behalf_of,
-        [supervisor()],
-        "and on whose behalf"
-    );
+    assert_eq!(refund_event.on_behalf_of, [supervisor()], "and on whose behalf");
     assert_eq!(
         refund_event.authorization.rule, "agent-support",
         "and the rule that allowed it"
@@ -135,11 +124,7 @@ async fn a_duplicate_command_id_gets_the_original_result_and_writes_no_event() -
 
     harness.send(&command).await?;
     let results = harness.results(2).await?;
-    assert_eq!(
-        results.len(),
-        2,
-        "each delivery of the command gets an answer"
-    );
+    assert_eq!(results.len(), 2, "each delivery of the command gets an answer");
     assert!(
         results.iter().all(|result| *result == original),
         "the same answer both times: {results:?}"
@@ -151,9 +136,7 @@ async fn a_duplicate_command_id_gets_the_original_result_and_writes_no_event() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_expected_version_is_a_conflict_with_the_current_version() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
-    harness
-        .send(&agent_command("acme", "c-1", register("c-1")))
-        .await?;
+    harness.send(&agent_command("acme", "c-1", register("c-1"))).await?;
     let mut stale = agent_command("acme", "c-1", refund("r-1", 100));
     stale.expected_version = Some(0);
     harness.send(&stale).await?;
@@ -167,15 +150,8 @@ async fn a_stale_expected_version_is_a_conflict_with_the_current_version() -> Te
     else {
         panic!("a stale version must be refused: {result:?}");
     };
-    assert_eq!(
-        (reason.as_str(), *current_version),
-        ("version_conflict", Some(1))
-    );
-    assert_eq!(
-        harness.events(1).await?.len(),
-        1,
-        "nothing appended for the conflict"
-    );
+    assert_eq!((reason.as_str(), *current_version), ("version_conflict", Some(1)));
+    assert_eq!(harness.events(1).await?.len(), 1, "nothing appended for the conflict");
     harness.stop().await
 }
 
@@ -184,8 +160,7 @@ async fn forged_expired_and_other_tenant_credentials_are_rejected() -> TestResul
     let mut harness = HandlerHarness::start(2).await?;
     let forger = SigningKey::from_bytes(&[99; 32]);
     let mut forged = agent_command("acme", "c-1", register("c-1"));
-    forged.credential =
-        credential_with("acme", &agent(), &[supervisor()], &forger, now_secs() + 600);
+    forged.credential = credential_with("acme", &agent(), &[supervisor()], &forger, now_secs() + 600);
     let mut expired = agent_command("acme", "c-2", register("c-2"));
     expired.credential = credential_with(
         "acme",
@@ -213,10 +188,7 @@ async fn forged_expired_and_other_tenant_credentials_are_rejected() -> TestResul
             Some("credential_invalid".into())
         ]
     );
-    assert!(
-        harness.events(0).await?.is_empty(),
-        "no event for any of them"
-    );
+    assert!(harness.events(0).await?.is_empty(), "no event for any of them");
     harness.stop().await
 }
 
@@ -227,8 +199,7 @@ async fn undecodable_bytes_go_to_the_dlq_and_the_handler_keeps_going() -> TestRe
         .send_raw("acme/c-1", b"\x00\x01 definitely not a command")
         .await?;
     let readable_id = Uuid::new_v4();
-    let half =
-        format!(r#"{{"command_id":"{readable_id}","tenant":"acme","stream":"c-1","payload":42}}"#);
+    let half = format!(r#"{{"command_id":"{readable_id}","tenant":"acme","stream":"c-1","payload":42}}"#);
     harness.send_raw("acme/c-1", half.as_bytes()).await?;
     let good = agent_command("acme", "c-1", register("c-1"));
     harness.send(&good).await?;
@@ -250,19 +221,14 @@ async fn undecodable_bytes_go_to_the_dlq_and_the_handler_keeps_going() -> TestRe
         )
         .await?;
     assert_eq!(dead.len(), 2);
-    assert_eq!(
-        dead[0], b"\x00\x01 definitely not a command",
-        "the raw bytes are kept"
-    );
+    assert_eq!(dead[0], b"\x00\x01 definitely not a command", "the raw bytes are kept");
     harness.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_over_the_agents_limit_is_rejected_and_recorded_with_who_tried() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
-    harness
-        .send(&agent_command("acme", "c-1", register("c-1")))
-        .await?;
+    harness.send(&agent_command("acme", "c-1", register("c-1"))).await?;
     let too_much = agent_command("acme", "c-1", refund("r-1", AGENT_REFUND_LIMIT + 1));
     harness.send(&too_much).await?;
 
@@ -270,16 +236,8 @@ async fn a_refund_over_the_agents_limit_is_rejected_and_recorded_with_who_tried(
     assert_eq!(reason(&result), Some("limit_exceeded"));
     assert_eq!(result.actor, Some(agent()), "the refusal records who tried");
     assert_eq!(result.on_behalf_of, [supervisor()]);
-    assert_eq!(
-        result.command_type.as_deref(),
-        Some("IssueRefund"),
-        "and what"
-    );
-    assert_eq!(
-        harness.events(1).await?.len(),
-        1,
-        "only the registration was appended"
-    );
+    assert_eq!(result.command_type.as_deref(), Some("IssueRefund"), "and what");
+    assert_eq!(harness.events(1).await?.len(), 1, "only the registration was appended");
     harness.stop().await
 }
 
@@ -303,9 +261,7 @@ async fn a_command_on_the_wrong_partition_is_refused() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_handler_continues_each_stream_where_it_was() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
-    harness
-        .send(&agent_command("acme", "c-1", register("c-1")))
-        .await?;
+    harness.send(&agent_command("acme", "c-1", register("c-1"))).await?;
     let before = agent_command("acme", "c-1", refund("r-1", 100));
     harness.send(&before).await?;
     harness.result_of(before.command_id).await?;
@@ -325,6 +281,58 @@ async fn a_restarted_handler_continues_each_stream_where_it_was() -> TestResult 
     assert!(
         matches!(&result.outcome, Outcome::Accepted { versions, .. } if versions == &[3]),
         "{result:?}"
+    );
+    let events = harness.events(3).await?;
+    assert_eq!(events.len(), 3);
+    assert_chains(&events);
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_whose_decision_state_was_lost_rebuilds_it_from_the_log() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let registered = agent_command("acme", "c-1", register("c-1"));
+    let first_refund = agent_command("acme", "c-1", refund("r-1", 100));
+    for command in [&registered, &first_refund] {
+        harness.send(command).await?;
+    }
+    let original = harness.result_of(first_refund.command_id).await?;
+    harness.stop().await?;
+
+    // Lose every row of decision state, as if no CQL write had ever followed a commit.
+    let session = keel_testkit::connect_cql().await?;
+    for table in ["handler_streams", "handler_results", "handler_watermarks"] {
+        session
+            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.keyspace), &[])
+            .await?;
+    }
+
+    harness.restart()?;
+    let same_refund_again = agent_command("acme", "c-1", refund("r-1", 100));
+    let next_refund = agent_command("acme", "c-1", refund("r-2", 100));
+    harness.send(&first_refund).await?;
+    harness.send(&same_refund_again).await?;
+    harness.send(&next_refund).await?;
+
+    let results = harness.results(5).await?;
+    let replayed_id: Vec<_> = results
+        .iter()
+        .filter(|r| r.command_id == first_refund.command_id)
+        .collect();
+    assert_eq!(
+        replayed_id,
+        [&original, &original],
+        "the command id is still known, with its original result"
+    );
+    assert_eq!(
+        reason(&harness.result_of(same_refund_again.command_id).await?),
+        Some("refund_exists"),
+        "domain state"
+    );
+    let next = harness.result_of(next_refund.command_id).await?;
+    assert!(
+        matches!(&next.outcome, Outcome::Accepted { versions, .. } if versions == &[3]),
+        "versions: {next:?}"
     );
     let events = harness.events(3).await?;
     assert_eq!(events.len(), 3);

@@ -16,7 +16,10 @@ use keel_handler::result::CommandResult;
 use keel_handler::tenants::{TenantConfig, TenantsFile};
 use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
+use keel_kafka::topics::{command_path_topics, ensure_topics};
 use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -115,13 +118,7 @@ fn tenants_file(directory: &std::path::Path) -> TestResult<PathBuf> {
 
 /// A credential for `actor` of `tenant`, signed with `signing` (the tenant's key unless a
 /// test forges one), valid until `exp`.
-pub fn credential_with(
-    tenant: &str,
-    actor: &Actor,
-    on_behalf_of: &[Actor],
-    signing: &SigningKey,
-    exp: u64,
-) -> String {
+pub fn credential_with(tenant: &str, actor: &Actor, on_behalf_of: &[Actor], signing: &SigningKey, exp: u64) -> String {
     let scope = if actor.kind == ActorKind::Agent {
         "support:agent"
     } else {
@@ -164,13 +161,7 @@ pub fn agent_credential(tenant: &str) -> String {
 
 /// A valid credential of supervisor alice.
 pub fn supervisor_credential(tenant: &str) -> String {
-    credential_with(
-        tenant,
-        &supervisor(),
-        &[],
-        &tenant_key(tenant),
-        now_secs() + 3_600,
-    )
+    credential_with(tenant, &supervisor(), &[], &tenant_key(tenant), now_secs() + 3_600)
 }
 
 /// A command from the agent, with a fresh command id.
@@ -213,6 +204,13 @@ pub struct HandlerHarness {
 impl HandlerHarness {
     /// Starts a handler over fresh topics with `partitions` partitions and a fresh keyspace.
     pub async fn start(partitions: i32) -> TestResult<Self> {
+        let mut harness = Self::prepare(partitions).await?;
+        harness.restart()?;
+        Ok(harness)
+    }
+
+    /// Creates fresh topics and a configuration, without starting a handler.
+    pub async fn prepare(partitions: i32) -> TestResult<Self> {
         let kafka = TestKafka::connect().await?;
         let directory = tempfile::tempdir()?;
         let prefix = unique_name("h");
@@ -234,18 +232,49 @@ impl HandlerHarness {
             max_batch: 100,
             batch_linger_ms: 5,
             max_command_bytes: 64 * 1024,
+            session_timeout_ms: 10_000,
             log_json: false,
         };
+        let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
+        ensure_topics(
+            &admin,
+            &command_path_topics(&config.topic_names(), &config.topic_settings()),
+        )
+        .await?;
         let producer = clients::producer(kafka.brokers()).create()?;
-        let mut harness = Self {
+        Ok(Self {
             kafka,
             config,
             producer,
             running: None,
             _directory: directory,
-        };
-        harness.restart()?;
-        Ok(harness)
+        })
+    }
+
+    /// The handler's command line for this configuration.
+    pub fn args(&self) -> Vec<String> {
+        let c = &self.config;
+        let pairs = [
+            ("--brokers", c.brokers.clone()),
+            ("--cql-nodes", c.cql_nodes.join(",")),
+            ("--keyspace", c.keyspace.clone()),
+            ("--instance-id", c.instance_id.clone()),
+            ("--group-id", c.group_id.clone()),
+            ("--commands-topic", c.commands_topic.clone()),
+            ("--events-topic", c.events_topic.clone()),
+            ("--results-topic", c.results_topic.clone()),
+            ("--dlq-topic", c.dlq_topic.clone()),
+            ("--partitions", c.partitions.to_string()),
+            ("--tenants", c.tenants.display().to_string()),
+            ("--ops-addr", c.ops_addr.to_string()),
+            ("--max-batch", c.max_batch.to_string()),
+            ("--batch-linger-ms", c.batch_linger_ms.to_string()),
+            ("--session-timeout-ms", c.session_timeout_ms.to_string()),
+        ];
+        pairs
+            .into_iter()
+            .flat_map(|(flag, value)| [flag.to_owned(), value])
+            .collect()
     }
 
     /// Starts (again) the handler process-in-a-task.
@@ -283,9 +312,7 @@ impl HandlerHarness {
     pub async fn send_raw(&self, key: &str, bytes: &[u8]) -> TestResult {
         self.producer
             .send(
-                FutureRecord::to(&self.config.commands_topic)
-                    .key(key)
-                    .payload(bytes),
+                FutureRecord::to(&self.config.commands_topic).key(key).payload(bytes),
                 Duration::from_secs(10),
             )
             .await
@@ -327,8 +354,7 @@ impl HandlerHarness {
 
     async fn read_once(&self, topic: &str) -> TestResult<Vec<Vec<u8>>> {
         let reader: StreamConsumer =
-            clients::read_committed_reader(self.kafka.brokers(), &unique_name("reader"))
-                .create()?;
+            clients::read_committed_reader(self.kafka.brokers(), &unique_name("reader")).create()?;
         let partitions = if topic == self.config.dlq_topic {
             1
         } else {
@@ -345,17 +371,13 @@ impl HandlerHarness {
             match tokio::time::timeout(Duration::from_secs(20), reader.recv()).await? {
                 Err(KafkaError::PartitionEOF(_)) => at_end += 1,
                 Err(error) => return Err(error.into()),
-                Ok(message) => by_partition.entry(message.partition()).or_default().push((
-                    message.offset(),
-                    message.payload().unwrap_or_default().to_vec(),
-                )),
+                Ok(message) => by_partition
+                    .entry(message.partition())
+                    .or_default()
+                    .push((message.offset(), message.payload().unwrap_or_default().to_vec())),
             }
         }
-        Ok(by_partition
-            .into_values()
-            .flatten()
-            .map(|(_, bytes)| bytes)
-            .collect())
+        Ok(by_partition.into_values().flatten().map(|(_, bytes)| bytes).collect())
     }
 
     /// Every result, once at least `count` have been published.
@@ -367,10 +389,7 @@ impl HandlerHarness {
                 Duration::from_secs(60),
             )
             .await?;
-        records
-            .iter()
-            .map(|bytes| Ok(serde_json::from_slice(bytes)?))
-            .collect()
+        records.iter().map(|bytes| Ok(serde_json::from_slice(bytes)?)).collect()
     }
 
     /// The result of `command_id`, waiting for it.
@@ -378,10 +397,7 @@ impl HandlerHarness {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let results = self.results(0).await?;
-            if let Some(result) = results
-                .into_iter()
-                .find(|result| result.command_id == command_id)
-            {
+            if let Some(result) = results.into_iter().find(|result| result.command_id == command_id) {
                 return Ok(result);
             }
             anyhow::ensure!(
@@ -401,9 +417,6 @@ impl HandlerHarness {
                 Duration::from_secs(60),
             )
             .await?;
-        records
-            .iter()
-            .map(|bytes| Ok(serde_json::from_slice(bytes)?))
-            .collect()
+        records.iter().map(|bytes| Ok(serde_json::from_slice(bytes)?)).collect()
     }
 }

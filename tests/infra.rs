@@ -58,19 +58,14 @@ fn shared_stack_up() -> TestResult<PathBuf> {
     let local_dir = shared_local_dir();
     let output = infra(&["up"], &local_dir)?;
     if !output.status.success() {
-        bail!(
-            "infra.sh up failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("infra.sh up failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(local_dir)
 }
 
 #[test]
 fn second_up_reuses_the_running_servers() -> TestResult {
-    let _guard = STACK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = STACK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let local_dir = shared_stack_up()?;
     let before = pids(&local_dir)?;
 
@@ -87,28 +82,19 @@ fn second_up_reuses_the_running_servers() -> TestResult {
         stdout.contains("kafka ready") && stdout.contains("cassandra ready"),
         "{stdout}"
     );
-    assert_eq!(
-        pids(&local_dir)?,
-        before,
-        "a second up must not restart anything"
-    );
+    assert_eq!(pids(&local_dir)?, before, "a second up must not restart anything");
     Ok(())
 }
 
 fn assert_busy_port_is_reported(server: &str, port: u16) -> TestResult {
-    let _guard = STACK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = STACK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     shared_stack_up()?;
     // A second stack in an empty folder: it finds the first one's ports taken.
     let elsewhere = tempfile::tempdir()?;
 
     let output = infra(&["up", server], elsewhere.path())?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "up must fail when port {port} is taken"
-    );
+    assert!(!output.status.success(), "up must fail when port {port} is taken");
     assert!(
         stderr.contains(&format!("port {port} is already in use")),
         "unclear error: {stderr}"

@@ -21,10 +21,7 @@ async fn keyed_records_land_on_the_java_partition() -> TestResult {
     for i in 0..50 {
         let key = stream_key("acme", &format!("customer-{i}"));
         let delivery = producer
-            .send(
-                FutureRecord::to(&topic).key(&key).payload("x"),
-                Duration::from_secs(10),
-            )
+            .send(FutureRecord::to(&topic).key(&key).payload("x"), Duration::from_secs(10))
             .await
             .map_err(|(error, _)| error)
             .with_context(|| format!("producing {key}"))?;

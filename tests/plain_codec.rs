@@ -92,23 +92,21 @@ pub struct PlainCodec;
 impl Codec<Customer> for PlainCodec {
     fn decode_command(&self, bytes: &[u8]) -> Result<DecodedCommand<SupportCommand>, Undecodable> {
         match serde_json::from_slice::<PlainCommand>(bytes) {
-            Ok(command) if command.payload.command_type() == command.command_type => {
-                Ok(DecodedCommand {
-                    command_type: command.command_type,
-                    correlation_id: command.correlation_id,
-                    causation_id: None,
-                    incoming: IncomingCommand {
-                        command_id: command.command_id,
-                        tenant: command.tenant,
-                        stream: command.stream,
-                        expected_version: command.expected_version,
-                        actor: command.actor,
-                        on_behalf_of: command.on_behalf_of,
-                        credential: command.credential,
-                        command: command.payload,
-                    },
-                })
-            }
+            Ok(command) if command.payload.command_type() == command.command_type => Ok(DecodedCommand {
+                command_type: command.command_type,
+                correlation_id: command.correlation_id,
+                causation_id: None,
+                incoming: IncomingCommand {
+                    command_id: command.command_id,
+                    tenant: command.tenant,
+                    stream: command.stream,
+                    expected_version: command.expected_version,
+                    actor: command.actor,
+                    on_behalf_of: command.on_behalf_of,
+                    credential: command.credential,
+                    command: command.payload,
+                },
+            }),
             Ok(command) => Err(Undecodable {
                 command_id: Some(command.command_id),
                 tenant: Some(command.tenant),
@@ -162,8 +160,7 @@ impl Codec<Customer> for PlainCodec {
             plain.hash = plain.expected_hash();
             prev_hash = plain.hash.clone();
             let hash = hex::decode(&plain.hash).map_err(|error| CodecError(error.to_string()))?;
-            let bytes =
-                serde_json::to_vec(&plain).map_err(|error| CodecError(error.to_string()))?;
+            let bytes = serde_json::to_vec(&plain).map_err(|error| CodecError(error.to_string()))?;
             sealed.push(SealedEvent {
                 event_id: plain.event_id,
                 version: plain.version,
@@ -175,8 +172,7 @@ impl Codec<Customer> for PlainCodec {
     }
 
     async fn open_event(&self, bytes: &[u8]) -> Result<ReplayedEvent<SupportEvent>, CodecError> {
-        let plain: PlainEvent =
-            serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))?;
+        let plain: PlainEvent = serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))?;
         Ok(ReplayedEvent {
             hash: hex::decode(&plain.hash).map_err(|error| CodecError(error.to_string()))?,
             tenant: plain.tenant,

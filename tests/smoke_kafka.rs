@@ -53,10 +53,7 @@ async fn read_committed_sees_committed_records_and_not_aborted_ones() -> TestRes
         ]
     );
 
-    eprintln!(
-        "kafka smoke: transactions verified against {}",
-        kafka.brokers()
-    );
+    eprintln!("kafka smoke: transactions verified against {}", kafka.brokers());
     kafka.delete_topic(&topic).await
 }
 
@@ -70,12 +67,7 @@ async fn send(producer: &FutureProducer, topic: &str, value: &str) -> TestResult
 }
 
 /// Reads the first `count` values of partition 0 of `topic` with the given isolation level.
-async fn read_values(
-    kafka: &TestKafka,
-    topic: &str,
-    isolation: &str,
-    count: usize,
-) -> TestResult<Vec<String>> {
+async fn read_values(kafka: &TestKafka, topic: &str, isolation: &str, count: usize) -> TestResult<Vec<String>> {
     let consumer: StreamConsumer = kafka
         .client_config()
         .set("group.id", unique_name("smoke_reader"))
@@ -90,12 +82,7 @@ async fn read_values(
     while values.len() < count {
         let message = tokio::time::timeout(TIMEOUT, consumer.recv())
             .await
-            .with_context(|| {
-                format!(
-                    "waiting for record {} of {topic} ({isolation})",
-                    values.len()
-                )
-            })??;
+            .with_context(|| format!("waiting for record {} of {topic} ({isolation})", values.len()))??;
         let payload = message.payload().context("record without a value")?;
         values.push(String::from_utf8(payload.to_vec())?);
     }

@@ -117,10 +117,7 @@ pub trait Codec<A: Aggregate>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<SealedEvent>, CodecError>> + Send;
 
     /// Reads an event record's value back.
-    fn open_event(
-        &self,
-        bytes: &[u8],
-    ) -> impl Future<Output = Result<ReplayedEvent<A::Event>, CodecError>> + Send;
+    fn open_event(&self, bytes: &[u8]) -> impl Future<Output = Result<ReplayedEvent<A::Event>, CodecError>> + Send;
 
     /// Encodes a command result.
     fn encode_result(&self, result: &CommandResult) -> Result<Vec<u8>, CodecError>;

@@ -40,11 +40,7 @@ pub struct HandlerConfig {
     #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
     pub events_topic: String,
     /// Command results topic.
-    #[arg(
-        long,
-        env = "KEEL_RESULTS_TOPIC",
-        default_value = "keel.command-results"
-    )]
+    #[arg(long, env = "KEEL_RESULTS_TOPIC", default_value = "keel.command-results")]
     pub results_topic: String,
     /// Dead-letter topic for undecodable input.
     #[arg(long, env = "KEEL_DLQ_TOPIC", default_value = "keel.dlq")]
@@ -73,6 +69,9 @@ pub struct HandlerConfig {
     /// Largest accepted command record, in bytes; larger ones are refused.
     #[arg(long, env = "KEEL_MAX_COMMAND_BYTES", default_value_t = 256 * 1024)]
     pub max_command_bytes: usize,
+    /// How long the group waits for a silent instance before moving its partitions, in ms.
+    #[arg(long, env = "KEEL_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
+    pub session_timeout_ms: u64,
     /// Log as JSON lines.
     #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
     pub log_json: bool,

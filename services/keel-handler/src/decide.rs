@@ -132,10 +132,7 @@ impl Gatekeeper {
         let policy = self.policies.get(&incoming.tenant).ok_or_else(|| {
             Rejection::new(
                 "no_policy",
-                format!(
-                    "tenant {} has no policy: every command is refused",
-                    incoming.tenant
-                ),
+                format!("tenant {} has no policy: every command is refused", incoming.tenant),
             )
         })?;
         let authorization = policy.authorize(&principal, &incoming.command)?;
@@ -156,10 +153,7 @@ impl Gatekeeper {
 }
 
 /// Runs the domain's `handle`, turning a panic into a refusal of this one command.
-fn run_domain<A: Aggregate>(
-    state: &A::State,
-    command: &A::Command,
-) -> Result<Vec<A::Event>, Rejection> {
+fn run_domain<A: Aggregate>(state: &A::State, command: &A::Command) -> Result<Vec<A::Event>, Rejection> {
     match catch_unwind(AssertUnwindSafe(|| A::handle(state, command))) {
         Ok(Ok(events)) => Ok(events),
         Ok(Err(refusal)) => Err(Rejection::new(refusal.code, refusal.message)),

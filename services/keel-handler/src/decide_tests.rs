@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ed25519_dalek::SigningKey;
-use keel_auth::{
-    Actor, ActorKind, Authenticator, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer,
-};
+use keel_auth::{Actor, ActorKind, Authenticator, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, CustomerState, SupportCommand, SupportEvent};
 use keel_domain::testing::Scenario;
 use keel_domain::{Aggregate, DomainCommand, DomainError, DomainEvent, Recorded};
@@ -116,8 +114,7 @@ fn rejection<E>(decision: Decision<E>) -> (String, Option<u64>) {
 
 #[test]
 fn an_authorised_refund_is_accepted_with_its_rule_and_actor() {
-    let decision =
-        gatekeeper().decide::<Customer>(&incoming(refund(4_000), Some(1)), &registered(), 1, NOW);
+    let decision = gatekeeper().decide::<Customer>(&incoming(refund(4_000), Some(1)), &registered(), 1, NOW);
     let Decision::Accepted {
         events,
         principal,
@@ -135,19 +132,14 @@ fn an_authorised_refund_is_accepted_with_its_rule_and_actor() {
 
 #[test]
 fn a_refund_over_the_agents_limit_is_refused() {
-    let decision =
-        gatekeeper().decide::<Customer>(&incoming(refund(9_000), None), &registered(), 1, NOW);
+    let decision = gatekeeper().decide::<Customer>(&incoming(refund(9_000), None), &registered(), 1, NOW);
     assert_eq!(rejection(decision).0, "limit_exceeded");
 }
 
 #[test]
 fn a_stale_expected_version_is_a_conflict_naming_the_current_version() {
-    let decision =
-        gatekeeper().decide::<Customer>(&incoming(refund(100), Some(0)), &registered(), 1, NOW);
-    assert_eq!(
-        rejection(decision),
-        ("version_conflict".to_owned(), Some(1))
-    );
+    let decision = gatekeeper().decide::<Customer>(&incoming(refund(100), Some(0)), &registered(), 1, NOW);
+    assert_eq!(rejection(decision), ("version_conflict".to_owned(), Some(1)));
 }
 
 #[test]
@@ -160,12 +152,7 @@ fn a_forged_credential_is_refused_before_the_domain_runs() {
 
 #[test]
 fn a_domain_refusal_keeps_its_code() {
-    let decision = gatekeeper().decide::<Customer>(
-        &incoming(refund(100), None),
-        &CustomerState::default(),
-        0,
-        NOW,
-    );
+    let decision = gatekeeper().decide::<Customer>(&incoming(refund(100), None), &CustomerState::default(), 0, NOW);
     assert_eq!(rejection(decision).0, "customer_not_registered");
 }
 

@@ -46,16 +46,13 @@ use crate::worker::Worker;
 ///
 /// Returns an error when the instance cannot go on (unreachable stores at start, a fenced
 /// producer): the process should exit non-zero and be restarted.
-pub async fn run<A, C>(
-    config: HandlerConfig,
-    codec: C,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()>
+pub async fn run<A, C>(config: HandlerConfig, codec: C, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()>
 where
     A: Aggregate,
     C: Codec<A>,
 {
     let config = Arc::new(config);
+    tracing::info!(instance = %config.instance_id, "handler starting");
     let readiness = Readiness::new();
     readiness.set("partitions", false, "starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -109,13 +106,16 @@ where
         .context("initialising transactions (fences any earlier instance with the same id)")?;
 
     let context = HandlerContext::default();
-    let consumer: StreamConsumer<HandlerContext> =
-        clients::read_committed_consumer(&config.brokers, &config.group_id)
-            .create_with_context(context.clone())?;
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    // Static membership (KIP-345): a restarted instance takes its predecessor's place in the
+    // group at once instead of waiting out its session, and keeps its partitions.
+    consumer_config
+        .set("group.instance.id", config.transactional_id())
+        .set("session.timeout.ms", config.session_timeout_ms.to_string());
+    let consumer: StreamConsumer<HandlerContext> = consumer_config.create_with_context(context.clone())?;
     consumer.subscribe(&[&config.commands_topic])?;
-    let metadata = tokio::task::block_in_place(|| {
-        consumer.fetch_metadata(Some(&config.commands_topic), Duration::from_secs(30))
-    })?;
+    let metadata =
+        tokio::task::block_in_place(|| consumer.fetch_metadata(Some(&config.commands_topic), Duration::from_secs(30)))?;
     let partition_count = metadata
         .topics()
         .first()

@@ -15,8 +15,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::codec::Codec;
 use crate::worker::{
-    PartitionMemory, StreamEntry, WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record,
-    record_from_entry,
+    PartitionMemory, StreamEntry, WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record, record_from_entry,
 };
 
 /// Gives up on a replay that makes no progress for this long (a broker down, or a
@@ -31,11 +30,8 @@ where
 {
     pub(crate) async fn replay_partition(&mut self, partition: i32) -> Result<(), WorkerError> {
         let started = std::time::Instant::now();
-        self.readiness.set(
-            "partitions",
-            false,
-            format!("replaying partition {partition}"),
-        );
+        self.readiness
+            .set("partitions", false, format!("replaying partition {partition}"));
         let mut memory = PartitionMemory::<A::State>::default();
         let mut batch = StateBatch::default();
 
@@ -44,8 +40,7 @@ where
         let mut replayed = 0_u64;
         let mut last_offset = None;
         let mut reader = self.reader(&events_topic, partition, from)?;
-        while let Some((offset, bytes)) = next_record(&mut reader, &events_topic, partition).await?
-        {
+        while let Some((offset, bytes)) = next_record(&mut reader, &events_topic, partition).await? {
             last_offset = Some(offset);
             let event = self.codec.open_event(&bytes).await.map_err(|error| {
                 WorkerError::Fatal(format!(
@@ -88,18 +83,14 @@ where
                 .push(record_from_entry::<A>(tenant, stream, entry).map_err(WorkerError::Fatal)?);
         }
         if let Some(offset) = last_offset {
-            batch
-                .watermarks
-                .push(watermark(&events_topic, partition, offset + 1));
+            batch.watermarks.push(watermark(&events_topic, partition, offset + 1));
         }
 
         let results_topic = self.config.results_topic.clone();
         let from = self.watermark(&results_topic, partition).await?;
         let mut reader = self.reader(&results_topic, partition, from)?;
         let mut last_offset = None;
-        while let Some((offset, bytes)) =
-            next_record(&mut reader, &results_topic, partition).await?
-        {
+        while let Some((offset, bytes)) = next_record(&mut reader, &results_topic, partition).await? {
             last_offset = Some(offset);
             let result = self.codec.decode_result(&bytes).map_err(|error| {
                 WorkerError::Fatal(format!(
@@ -117,9 +108,7 @@ where
             }
         }
         if let Some(offset) = last_offset {
-            batch
-                .watermarks
-                .push(watermark(&results_topic, partition, offset + 1));
+            batch.watermarks.push(watermark(&results_topic, partition, offset + 1));
         }
 
         self.state.apply(&batch).await.map_err(state_error)?;
@@ -138,11 +127,8 @@ where
             "partition replayed"
         );
         metrics::histogram!("keel_handler_replay_seconds").record(started.elapsed().as_secs_f64());
-        self.readiness.set(
-            "partitions",
-            true,
-            format!("partition {partition} replayed"),
-        );
+        self.readiness
+            .set("partitions", true, format!("partition {partition} replayed"));
         Ok(())
     }
 
@@ -155,16 +141,8 @@ where
         Ok(stored.unwrap_or(0))
     }
 
-    fn reader(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-    ) -> Result<StreamConsumer, WorkerError> {
-        let group = format!(
-            "{}-replay-{}",
-            self.config.group_id, self.config.instance_id
-        );
+    fn reader(&self, topic: &str, partition: i32, from: i64) -> Result<StreamConsumer, WorkerError> {
+        let group = format!("{}-replay-{}", self.config.group_id, self.config.instance_id);
         let reader: StreamConsumer = clients::read_committed_reader(&self.config.brokers, &group)
             .create()
             .map_err(kafka_error)?;
@@ -196,10 +174,7 @@ async fn next_record(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Ok(Ok(message)) => {
-                return Ok(Some((
-                    message.offset(),
-                    message.payload().unwrap_or_default().to_vec(),
-                )));
+                return Ok(Some((message.offset(), message.payload().unwrap_or_default().to_vec())));
             }
         }
     }

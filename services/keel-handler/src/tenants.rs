@@ -35,10 +35,9 @@ pub struct TenantConfig {
 impl TenantsFile {
     /// Reads and checks the file; a key that does not parse fails here, at start-up.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading tenants file {}", path.display()))?;
-        let file: Self = serde_json::from_str(&text)
-            .with_context(|| format!("parsing tenants file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading tenants file {}", path.display()))?;
+        let file: Self =
+            serde_json::from_str(&text).with_context(|| format!("parsing tenants file {}", path.display()))?;
         for tenant in file.tenants.keys() {
             anyhow::ensure!(
                 !tenant.is_empty()

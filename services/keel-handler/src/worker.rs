@@ -132,10 +132,7 @@ where
     S: HandlerState,
 {
     /// Runs until `shutdown` resolves or Kafka fences this instance.
-    pub(crate) async fn run(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<(), WorkerError> {
+    pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
         tokio::pin!(shutdown);
         loop {
             let batch = tokio::select! {
@@ -241,17 +238,11 @@ where
         let mut streams = BTreeMap::new();
         let mut results = BTreeMap::new();
         for item in items {
-            let Item::Command {
-                partition, command, ..
-            } = item
-            else {
+            let Item::Command { partition, command, .. } = item else {
                 continue;
             };
             let memory = self.partitions.entry(*partition).or_default();
-            let key = (
-                command.incoming.tenant.clone(),
-                command.incoming.stream.clone(),
-            );
+            let key = (command.incoming.tenant.clone(), command.incoming.stream.clone());
             if !memory.streams.contains_key(&key) {
                 streams.insert(key, *partition);
             }
@@ -261,12 +252,7 @@ where
             }
         }
         let state = &self.state;
-        let loaded_streams = join_all(
-            streams
-                .iter()
-                .map(|((tenant, stream), _)| state.stream(tenant, stream)),
-        )
-        .await;
+        let loaded_streams = join_all(streams.iter().map(|((tenant, stream), _)| state.stream(tenant, stream))).await;
         let loaded_results = join_all(
             results
                 .iter()
@@ -279,17 +265,14 @@ where
                 Some(record) => entry_from_record::<A>(&record)?,
                 None => StreamEntry::default(),
             };
-            self.partitions
-                .entry(partition)
-                .or_default()
-                .streams
-                .insert(key, entry);
+            self.partitions.entry(partition).or_default().streams.insert(key, entry);
         }
         for ((key, partition), loaded) in results.into_iter().zip(loaded_results) {
             if let Some(stored) = self.retry_state(loaded)? {
-                let result = self.codec.decode_result(&stored.result).map_err(|error| {
-                    WorkerError::Fatal(format!("a stored result does not decode: {error}"))
-                })?;
+                let result = self
+                    .codec
+                    .decode_result(&stored.result)
+                    .map_err(|error| WorkerError::Fatal(format!("a stored result does not decode: {error}")))?;
                 self.partitions
                     .entry(partition)
                     .or_default()
@@ -300,10 +283,7 @@ where
         Ok(())
     }
 
-    fn retry_state<T>(
-        &self,
-        loaded: Result<T, keel_handler_state::StateError>,
-    ) -> Result<T, WorkerError> {
+    fn retry_state<T>(&self, loaded: Result<T, keel_handler_state::StateError>) -> Result<T, WorkerError> {
         // A failed read cannot be decided around; the batch is not started, and the process
         // exits so that it restarts cleanly (its commands are consumed again).
         loaded.map_err(|error| {
@@ -314,10 +294,7 @@ where
 
     async fn process_batch(&mut self, messages: Vec<OwnedMessage>) -> Result<(), WorkerError> {
         let started = Instant::now();
-        let items: Vec<Item<A::Command>> = messages
-            .iter()
-            .map(|message| self.decode(message))
-            .collect();
+        let items: Vec<Item<A::Command>> = messages.iter().map(|message| self.decode(message)).collect();
         self.prefetch(&items).await?;
 
         let first_offsets = first_offsets(&messages);
@@ -335,8 +312,7 @@ where
                 self.merge(scratch);
                 self.pending = merge_batches(std::mem::take(&mut self.pending), state_batch);
                 self.flush_pending().await;
-                metrics::histogram!("keel_handler_transaction_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("keel_handler_transaction_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("keel_handler_events_appended_total").increment(counts);
                 Ok(())
             }
@@ -344,19 +320,15 @@ where
                 tracing::warn!(%error, "transaction failed; aborting and rewinding the batch");
                 metrics::counter!("keel_handler_transactions_aborted_total").increment(1);
                 if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    return Err(WorkerError::Fatal(format!(
-                        "aborting a transaction failed: {abort}"
-                    )));
+                    return Err(WorkerError::Fatal(format!("aborting a transaction failed: {abort}")));
                 }
                 for (partition, offset) in first_offsets {
                     let topic = &self.config.commands_topic;
-                    if let Err(seek) =
-                        self.consumer
-                            .seek(topic, partition, Offset::Offset(offset), TXN_TIMEOUT)
+                    if let Err(seek) = self
+                        .consumer
+                        .seek(topic, partition, Offset::Offset(offset), TXN_TIMEOUT)
                     {
-                        return Err(WorkerError::Fatal(format!(
-                            "rewinding partition {partition}: {seek}"
-                        )));
+                        return Err(WorkerError::Fatal(format!("rewinding partition {partition}: {seek}")));
                     }
                 }
                 if error.is_fatal() {
@@ -399,17 +371,11 @@ where
                         .key(&key)
                         .payload(&event.bytes)
                         .headers(headers);
-                    producer
-                        .send(record, Duration::ZERO)
-                        .await
-                        .map_err(|(error, _)| error)
+                    producer.send(record, Duration::ZERO).await.map_err(|(error, _)| error)
                 }
             })
         });
-        let event_offsets = join_all(event_sends)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+        let event_offsets = join_all(event_sends).await.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut event_offsets = event_offsets.into_iter().map(|delivery| delivery.offset);
 
         let mut batch = StateBatch::default();
@@ -417,11 +383,7 @@ where
         let mut last_event_offset: BTreeMap<i32, i64> = BTreeMap::new();
         let mut results = Vec::new();
         for plan in &mut planned {
-            let offsets: Vec<i64> = plan
-                .events
-                .iter()
-                .filter_map(|_| event_offsets.next())
-                .collect();
+            let offsets: Vec<i64> = plan.events.iter().filter_map(|_| event_offsets.next()).collect();
             appended += offsets.len() as u64;
             if let (Some(&last), Some(result)) = (offsets.last(), plan.result.as_mut()) {
                 last_event_offset.insert(plan.partition, last);
@@ -496,10 +458,7 @@ where
             .iter()
             .filter_map(|plan| {
                 let (raw, error) = plan.dlq.as_ref()?;
-                let source = format!(
-                    "{}/{}/{}",
-                    self.config.commands_topic, plan.partition, plan.offset
-                );
+                let source = format!("{}/{}/{}", self.config.commands_topic, plan.partition, plan.offset);
                 let headers = OwnedHeaders::new()
                     .insert(Header {
                         key: "keel-error",
@@ -518,16 +477,13 @@ where
                 .headers(headers.clone());
             self.producer.send(record, Duration::ZERO)
         });
-        let (result_deliveries, dlq_deliveries) =
-            futures::join!(join_all(result_sends), join_all(dlq_sends));
+        let (result_deliveries, dlq_deliveries) = futures::join!(join_all(result_sends), join_all(dlq_sends));
         for delivery in dlq_deliveries {
             delivery.map_err(|(error, _)| error)?;
             metrics::counter!("keel_handler_dlq_total").increment(1);
         }
         let mut last_result_offset: BTreeMap<i32, i64> = BTreeMap::new();
-        for ((partition, command_offset, tenant, _, result), delivery) in
-            results.iter().zip(result_deliveries)
-        {
+        for ((partition, command_offset, tenant, _, result), delivery) in results.iter().zip(result_deliveries) {
             let delivery = delivery.map_err(|(error, _)| error)?;
             last_result_offset.insert(*partition, delivery.offset);
             if let Some(tenant) = tenant {
@@ -571,11 +527,7 @@ where
     }
 
     /// Decides one command against the batch's view of its stream.
-    async fn plan(
-        &self,
-        item: &Item<A::Command>,
-        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
-    ) -> Planned {
+    async fn plan(&self, item: &Item<A::Command>, scratch: &mut HashMap<i32, PartitionMemory<A::State>>) -> Planned {
         let (partition, offset, command) = match item {
             Item::Undecodable {
                 partition,
@@ -665,13 +617,7 @@ where
                      by tenant/stream and use the murmur2 partitioner (see schemas/README.md)"
                 ),
             );
-            return self.refuse(
-                result_of(rejected(&rejection)),
-                &rejection,
-                scratch,
-                partition,
-                planned,
-            );
+            return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
         }
 
         let stream_key_pair = (incoming.tenant.clone(), incoming.stream.clone());
@@ -686,17 +632,10 @@ where
             .cloned()
             .unwrap_or_default();
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or_default();
-        match self
-            .gatekeeper
-            .decide::<A>(incoming, &entry.state, entry.version, now)
-        {
-            Decision::Rejected(rejection) => self.refuse(
-                result_of(rejected(&rejection)),
-                &rejection,
-                scratch,
-                partition,
-                planned,
-            ),
+        match self.gatekeeper.decide::<A>(incoming, &entry.state, entry.version, now) {
+            Decision::Rejected(rejection) => {
+                self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned)
+            }
             Decision::Accepted {
                 events,
                 principal,
@@ -719,17 +658,8 @@ where
                     Ok(sealed) => sealed,
                     Err(error) => {
                         tracing::error!(%error, "sealing events failed; the command is refused");
-                        let rejection = Rejection::new(
-                            "sealing_failed",
-                            "the events could not be sealed; retry later",
-                        );
-                        return self.refuse(
-                            result_of(rejected(&rejection)),
-                            &rejection,
-                            scratch,
-                            partition,
-                            planned,
-                        );
+                        let rejection = Rejection::new("sealing_failed", "the events could not be sealed; retry later");
+                        return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
                     }
                 };
                 let mut next = entry;
@@ -742,11 +672,7 @@ where
                     next.version = seal.version;
                     next.hash = seal.hash.clone();
                 }
-                tracing::info!(
-                    events = sealed.len(),
-                    version = next.version,
-                    "command accepted"
-                );
+                tracing::info!(events = sealed.len(), version = next.version, "command accepted");
                 metrics::counter!("keel_handler_commands_total", "outcome" => "accepted", "reason" => "").increment(1);
                 for event in &events {
                     metrics::counter!("keel_handler_events_total", "event_type" => event.event_type()).increment(1);
@@ -790,11 +716,7 @@ where
     fn commit(&self, messages: &[OwnedMessage]) -> Result<(), TxnError> {
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in next_offsets(messages) {
-            offsets.add_partition_offset(
-                &self.config.commands_topic,
-                partition,
-                Offset::Offset(next),
-            )?;
+            offsets.add_partition_offset(&self.config.commands_topic, partition, Offset::Offset(next))?;
         }
         let metadata = self
             .consumer
@@ -907,9 +829,7 @@ fn merge_batches(mut into: StateBatch, from: StateBatch) -> StateBatch {
     into
 }
 
-pub(crate) fn entry_from_record<A: Aggregate>(
-    record: &StreamRecord,
-) -> Result<StreamEntry<A::State>, WorkerError> {
+pub(crate) fn entry_from_record<A: Aggregate>(record: &StreamRecord) -> Result<StreamEntry<A::State>, WorkerError> {
     let state = serde_json::from_slice(&record.snapshot).map_err(|error| {
         WorkerError::Fatal(format!(
             "snapshot of {}/{} does not decode: {error}",
@@ -929,8 +849,8 @@ pub(crate) fn record_from_entry<A: Aggregate>(
     stream: &str,
     entry: &StreamEntry<A::State>,
 ) -> Result<StreamRecord, String> {
-    let snapshot = serde_json::to_vec(&entry.state)
-        .map_err(|error| format!("snapshot of {tenant}/{stream}: {error}"))?;
+    let snapshot =
+        serde_json::to_vec(&entry.state).map_err(|error| format!("snapshot of {tenant}/{stream}: {error}"))?;
     Ok(StreamRecord {
         tenant: tenant.to_owned(),
         stream: stream.to_owned(),
