@@ -10,10 +10,11 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use keel_auth::{Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, SupportCommand};
+use keel_domain::Aggregate;
 use keel_domain::DomainCommand;
-use keel_handler::HandlerConfig;
 use keel_handler::result::CommandResult;
 use keel_handler::tenants::{TenantConfig, TenantsFile};
+use keel_handler::{Codec, HandlerConfig};
 use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
@@ -279,11 +280,16 @@ impl HandlerHarness {
 
     /// Starts (again) the handler process-in-a-task.
     pub fn restart(&mut self) -> TestResult {
+        self.restart_with::<Customer, _>(PlainCodec)
+    }
+
+    /// Starts (again) a handler of another aggregate, with its codec.
+    pub fn restart_with<A: Aggregate, C: Codec<A>>(&mut self, codec: C) -> TestResult {
         anyhow::ensure!(self.running.is_none(), "the handler is already running");
         let (stop, stopped) = oneshot::channel::<()>();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            keel_handler::run::<Customer, _>(config, PlainCodec, async {
+            keel_handler::run::<A, C>(config, codec, async {
                 let _ = stopped.await;
             })
             .await

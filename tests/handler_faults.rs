@@ -1,0 +1,177 @@
+//! Faults in domain code on the real Kafka and CQL store: a command whose handling panics
+//! gets a rejected result, and the handler goes on with the next commands of the same
+//! partition.
+
+use keel_domain::{Aggregate, DomainCommand, DomainError, DomainEvent, Recorded};
+use keel_handler::Codec;
+use keel_handler::codec::{
+    AppendContext, ChainHead, CodecError, DecodedCommand, ReplayedEvent, SealedEvent, Undecodable,
+};
+use keel_handler::decide::IncomingCommand;
+use keel_handler::result::{CommandResult, Outcome};
+use keel_integration_tests::handler_harness::{HandlerHarness, agent, agent_credential, supervisor};
+use keel_kafka::partition::stream_key;
+use keel_testkit::TestResult;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A domain whose `handle` panics when a command says "boom".
+struct Fragile;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Say(String);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Said(String);
+
+impl DomainCommand for Say {
+    fn command_type(&self) -> &'static str {
+        // The harness policy lets agents send emails; this domain borrows that command type.
+        "SendEmail"
+    }
+}
+
+impl DomainEvent for Said {
+    fn event_type(&self) -> &'static str {
+        "Said"
+    }
+}
+
+impl Aggregate for Fragile {
+    const NAME: &'static str = "fragile";
+    type State = u64;
+    type Command = Say;
+    type Event = Said;
+
+    fn handle(_: &u64, command: &Say) -> Result<Vec<Said>, DomainError> {
+        assert!(command.0 != "boom", "the domain blew up on purpose");
+        Ok(vec![Said(command.0.clone())])
+    }
+
+    fn apply(count: u64, _: &Said, _: &Recorded) -> u64 {
+        count + 1
+    }
+}
+
+/// Commands and events as JSON: `{"command_id", "tenant", "stream", "credential", "say"}`.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    command_id: Uuid,
+    tenant: String,
+    stream: String,
+    credential: String,
+    say: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    event_id: Uuid,
+    tenant: String,
+    stream: String,
+    version: u64,
+    said: String,
+}
+
+struct FragileCodec;
+
+impl Codec<Fragile> for FragileCodec {
+    fn decode_command(&self, bytes: &[u8]) -> Result<DecodedCommand<Say>, Undecodable> {
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|error| Undecodable {
+            command_id: None,
+            tenant: None,
+            stream: None,
+            error: error.to_string(),
+        })?;
+        Ok(DecodedCommand {
+            command_type: "SendEmail".into(),
+            correlation_id: wire.command_id,
+            causation_id: None,
+            incoming: IncomingCommand {
+                command_id: wire.command_id,
+                tenant: wire.tenant,
+                stream: wire.stream,
+                expected_version: None,
+                actor: agent(),
+                on_behalf_of: vec![supervisor()],
+                credential: wire.credential,
+                command: Say(wire.say),
+            },
+        })
+    }
+
+    async fn seal_events(
+        &self,
+        context: &AppendContext<'_>,
+        head: &ChainHead,
+        events: &[Said],
+    ) -> Result<Vec<SealedEvent>, CodecError> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, said)| {
+                let event = StoredEvent {
+                    event_id: Uuid::new_v4(),
+                    tenant: context.tenant.into(),
+                    stream: context.stream.into(),
+                    version: head.version + index as u64 + 1,
+                    said: said.0.clone(),
+                };
+                let bytes = serde_json::to_vec(&event).map_err(|error| CodecError(error.to_string()))?;
+                Ok(SealedEvent {
+                    event_id: event.event_id,
+                    version: event.version,
+                    hash: Vec::new(),
+                    bytes,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_event(&self, bytes: &[u8]) -> Result<ReplayedEvent<Said>, CodecError> {
+        let event: StoredEvent = serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))?;
+        Ok(ReplayedEvent {
+            tenant: event.tenant,
+            stream: event.stream,
+            version: event.version,
+            hash: Vec::new(),
+            event_id: event.event_id,
+            event: Said(event.said),
+        })
+    }
+
+    fn encode_result(&self, result: &CommandResult) -> Result<Vec<u8>, CodecError> {
+        serde_json::to_vec(result).map_err(|error| CodecError(error.to_string()))
+    }
+
+    fn decode_result(&self, bytes: &[u8]) -> Result<CommandResult, CodecError> {
+        serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_domain_code_rejects_that_command_and_the_handler_goes_on() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.restart_with::<Fragile, _>(FragileCodec)?;
+    let send = async |say: &str| -> TestResult<Uuid> {
+        let wire = Wire {
+            command_id: Uuid::new_v4(),
+            tenant: "acme".into(),
+            stream: "s-1".into(),
+            credential: agent_credential("acme"),
+            say: say.into(),
+        };
+        harness
+            .send_raw(&stream_key("acme", "s-1"), &serde_json::to_vec(&wire)?)
+            .await?;
+        Ok(wire.command_id)
+    };
+    let before = send("hello").await?;
+    let boom = send("boom").await?;
+    let after = send("still here").await?;
+
+    let outcome = async |id| -> TestResult<Outcome> { Ok(harness.result_of(id).await?.outcome) };
+    assert!(matches!(outcome(before).await?, Outcome::Accepted { versions, .. } if versions == [1]));
+    assert!(matches!(outcome(boom).await?, Outcome::Rejected { reason, .. } if reason == "internal_error"));
+    assert!(matches!(outcome(after).await?, Outcome::Accepted { versions, .. } if versions == [2]));
+    harness.stop().await
+}
