@@ -155,31 +155,52 @@ pub async fn ensure_topics(admin: &AdminClient<DefaultClientContext>, specs: &[T
             }
         }
     }
-    check_partition_counts(admin, specs)
+    check_partition_counts(admin, specs).await
 }
 
-fn check_partition_counts(admin: &AdminClient<DefaultClientContext>, specs: &[TopicSpec]) -> Result<(), KafkaError> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(30))
-        .map_err(|error| KafkaError::classify("reading topic metadata", error))?;
-    let count = |name: &str| {
-        metadata
-            .topics()
+/// How long freshly created topics may take to show in the cluster's metadata.
+const METADATA_PROPAGATION: Duration = Duration::from_secs(30);
+
+/// Waits until the commands, events and results topics (the first three specs) all show in
+/// the metadata with their partitions, then checks that their partition counts are equal.
+async fn check_partition_counts(
+    admin: &AdminClient<DefaultClientContext>,
+    specs: &[TopicSpec],
+) -> Result<(), KafkaError> {
+    let deadline = tokio::time::Instant::now() + METADATA_PROPAGATION;
+    loop {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(30))
+            .map_err(|error| KafkaError::classify("reading topic metadata", error))?;
+        // A topic just created may be listed with an error and no partitions yet.
+        let count = |name: &str| {
+            metadata
+                .topics()
+                .iter()
+                .find(|topic| topic.name() == name && topic.error().is_none())
+                .map(|topic| topic.partitions().len())
+                .filter(|partitions| *partitions > 0)
+        };
+        let counts: Vec<(String, Option<usize>)> = specs
             .iter()
-            .find(|topic| topic.name() == name)
-            .map(|topic| topic.partitions().len())
-    };
-    let counts: Vec<(String, Option<usize>)> = specs
-        .iter()
-        .take(3)
-        .map(|spec| (spec.name.clone(), count(&spec.name)))
-        .collect();
-    let first = counts.first().and_then(|(_, count)| *count);
-    if counts.iter().any(|(_, count)| count.is_none() || *count != first) {
-        return Err(KafkaError::Layout(format!(
-            "commands, events and results topics must exist with equal partition counts, found {counts:?}"
-        )));
+            .take(3)
+            .map(|spec| (spec.name.clone(), count(&spec.name)))
+            .collect();
+        let visible: Vec<usize> = counts.iter().filter_map(|(_, count)| *count).collect();
+        if visible.windows(2).any(|pair| pair[0] != pair[1]) {
+            return Err(KafkaError::Layout(format!(
+                "commands, events and results topics must have equal partition counts, found {counts:?}"
+            )));
+        }
+        if visible.len() == counts.len() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(KafkaError::Layout(format!(
+                "topics did not appear in the cluster metadata within {METADATA_PROPAGATION:?}: {counts:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(())
 }
