@@ -4,11 +4,12 @@
 #   make test                 infrastructure up if needed, lint, then every test
 #   make demo                 infrastructure up, then the end-to-end scenario
 #   make lint                 rustfmt and clippy, warnings as errors
+#   make bench                figures next to a raw baseline, in one run (a benchmark, not a test)
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status build lint test demo
+.PHONY: up down status build lint test demo bench
 
 up:
 	@bash infra/infra.sh up
@@ -37,3 +38,7 @@ test: up lint
 demo: up
 	$(CARGO) test --locked -p keel-integration-tests --test smoke_kafka --test smoke_cql -- --nocapture
 	@bash infra/infra.sh status
+
+# A benchmark, not a test: release build, figures printed and written to bench/results/.
+bench: up
+	$(CARGO) run --release --locked -p keel-integration-tests --bin keel-bench
