@@ -43,6 +43,8 @@ pub enum SupportCommand {
         friend_name: String,
         /// The friend's email (personal, the friend's).
         friend_email: String,
+        /// The customer's note to the friend (personal, the customer's).
+        message: String,
     },
     /// Starts a subscription to `plan`.
     StartSubscription {

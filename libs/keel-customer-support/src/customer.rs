@@ -118,6 +118,7 @@ pub(crate) fn refer_friend(
     friend_id: &str,
     friend_name: &str,
     friend_email: &str,
+    message: &str,
 ) -> Result<Vec<SupportEvent>, DomainError> {
     let customer_id = ensure_active(state)?.to_owned();
     text("friend_id", friend_id, MAX_FIELD)?;
@@ -132,11 +133,13 @@ pub(crate) fn refer_friend(
     }
     text("friend_name", friend_name, MAX_FIELD)?;
     email_address("friend_email", friend_email)?;
+    text("message", message, MAX_BODY)?;
     Ok(vec![SupportEvent::FriendReferred {
         customer_id,
         friend_id: friend_id.to_owned(),
         friend_name: friend_name.to_owned(),
         friend_email: friend_email.to_owned(),
+        message: message.to_owned(),
     }])
 }
 

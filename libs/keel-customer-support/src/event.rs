@@ -49,6 +49,8 @@ pub enum SupportEvent {
         friend_name: String,
         /// The friend's email (personal, the friend's).
         friend_email: String,
+        /// The customer's note to the friend (personal, the customer's).
+        message: String,
     },
     /// A subscription started.
     SubscriptionStarted {

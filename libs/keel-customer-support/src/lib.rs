@@ -56,7 +56,8 @@ impl Aggregate for Customer {
                 friend_id,
                 friend_name,
                 friend_email,
-            } => customer::refer_friend(state, friend_id, friend_name, friend_email),
+                message,
+            } => customer::refer_friend(state, friend_id, friend_name, friend_email, message),
             C::StartSubscription { subscription_id, plan } => subscription::start(state, subscription_id, plan),
             C::CancelSubscription {
                 subscription_id,

@@ -215,6 +215,7 @@ fn a_referral_carries_the_friends_data_under_the_friends_id() {
         friend_id: "c-2".into(),
         friend_name: "Grace".into(),
         friend_email: "grace@example.com".into(),
+        message: "You will like it, Ada".into(),
     };
     assert_eq!(
         scenario.when(&command),
@@ -223,12 +224,14 @@ fn a_referral_carries_the_friends_data_under_the_friends_id() {
             friend_id: "c-2".into(),
             friend_name: "Grace".into(),
             friend_email: "grace@example.com".into(),
+            message: "You will like it, Ada".into(),
         }])
     );
     let self_referral = C::ReferFriend {
         friend_id: "c-1".into(),
         friend_name: "Ada".into(),
         friend_email: "a@example.com".into(),
+        message: "hi".into(),
     };
     assert_eq!(code(scenario.when(&self_referral)), "invalid_field");
 }
@@ -247,6 +250,7 @@ fn state_snapshots_hold_no_personal_data() -> Result<(), Box<dyn std::error::Err
         friend_id: "c-2".into(),
         friend_name: "Grace Hopper".into(),
         friend_email: "grace@example.com".into(),
+        message: "You will like it, Ada".into(),
     };
     let scenario = Scenario::<Customer>::given([registered(), email, friend]);
     let snapshot = serde_json::to_string(scenario.state())?;
