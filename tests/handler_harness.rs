@@ -314,6 +314,30 @@ impl HandlerHarness {
         self.send_raw(&key, &serde_json::to_vec(command)?).await
     }
 
+    /// Sends many commands, up to 500 in flight at once; order per stream is kept because the
+    /// producer is idempotent (at most 5 requests in flight per partition, in order).
+    pub async fn send_many(&self, commands: &[PlainCommand]) -> TestResult {
+        for chunk in commands.chunks(500) {
+            let encoded: Vec<(String, Vec<u8>)> = chunk
+                .iter()
+                .map(|command| {
+                    Ok((
+                        stream_key(&command.tenant, &command.stream),
+                        serde_json::to_vec(command)?,
+                    ))
+                })
+                .collect::<TestResult<_>>()?;
+            let sends = encoded.iter().map(|(key, bytes)| {
+                let record = FutureRecord::to(&self.config.commands_topic).key(key).payload(bytes);
+                self.producer.send(record, Duration::from_secs(30))
+            });
+            for delivery in futures::future::join_all(sends).await {
+                delivery.map_err(|(error, _)| error).context("producing a command")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends raw bytes with `key` to the commands topic.
     pub async fn send_raw(&self, key: &str, bytes: &[u8]) -> TestResult {
         self.producer

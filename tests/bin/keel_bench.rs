@@ -92,18 +92,21 @@ async fn handler_throughput(args: &Args) -> anyhow::Result<HandlerRun> {
     harness.config.max_batch = 200;
     let stream = |i: usize| format!("c-{:05}", i % args.streams);
     eprintln!("bench: producing {} commands", args.commands);
-    for i in 0..args.commands {
-        let payload = if i < args.streams {
-            register(&stream(i))
-        } else {
-            SupportCommand::IssueRefund {
-                refund_id: format!("r-{i}"),
-                amount_cents: 100,
-                reason: "bench".into(),
-            }
-        };
-        harness.send(&agent_command("acme", &stream(i), payload)).await?;
-    }
+    let commands: Vec<_> = (0..args.commands)
+        .map(|i| {
+            let payload = if i < args.streams {
+                register(&stream(i))
+            } else {
+                SupportCommand::IssueRefund {
+                    refund_id: format!("r-{i}"),
+                    amount_cents: 100,
+                    reason: "bench".into(),
+                }
+            };
+            agent_command("acme", &stream(i), payload)
+        })
+        .collect();
+    harness.send_many(&commands).await?;
 
     eprintln!("bench: starting the handler");
     harness.restart()?;

@@ -164,7 +164,7 @@ async fn next_record(
     loop {
         match tokio::time::timeout(STALL, reader.recv()).await {
             Err(_) => {
-                return Err(WorkerError::Fatal(format!(
+                return Err(WorkerError::Retry(format!(
                     "replay of {topic}/{partition} made no progress for {STALL:?}"
                 )));
             }
@@ -190,7 +190,11 @@ fn watermark(topic: &str, partition: i32, next_offset: i64) -> Watermark {
 }
 
 fn state_error(error: keel_handler_state::StateError) -> WorkerError {
-    WorkerError::Fatal(format!("decision state: {error}"))
+    if error.is_transient() {
+        WorkerError::Retry(format!("decision state: {error}"))
+    } else {
+        WorkerError::Fatal(format!("decision state: {error}"))
+    }
 }
 
 fn kafka_error(error: KafkaError) -> WorkerError {

@@ -27,6 +27,14 @@ use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
 use crate::result::{CommandResult, LogPosition, Outcome};
 
+/// Consecutive failed batches after which the handler reports itself paused (not ready).
+const PAUSE_AFTER_FAILURES: u32 = 10;
+
+/// Wait before retrying a failed batch: 100 ms doubling to at most 10 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
+
 /// How long one transactional call may block.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The consumer name under which watermarks are stored.
@@ -71,10 +79,14 @@ impl<S> Default for PartitionMemory<S> {
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WorkerError {
-    /// Kafka said this producer can go no further (fenced by a newer instance, or a fatal
-    /// transactional state): the process must exit and be restarted.
-    #[error("fatal kafka error: {0}")]
+    /// This instance can go no further (fenced by a newer instance, a fatal transactional
+    /// state, unreadable state): the process must exit and be restarted.
+    #[error("fatal: {0}")]
     Fatal(String),
+    /// The batch failed for a reason that may pass (a broker or the CQL store unavailable):
+    /// nothing of it committed; it is rewound and retried with backoff.
+    #[error("retryable: {0}")]
+    Retry(String),
 }
 
 /// A command of the batch, decoded or not.
@@ -134,6 +146,7 @@ where
     /// Runs until `shutdown` resolves or Kafka fences this instance.
     pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
         tokio::pin!(shutdown);
+        let mut failures = 0_u32;
         loop {
             let batch = tokio::select! {
                 () = &mut shutdown => break,
@@ -143,15 +156,63 @@ where
                 self.flush_pending().await;
                 continue;
             }
-            for partition in batch_partitions(&batch) {
-                if !self.partitions.contains_key(&partition) {
-                    self.replay_partition(partition).await?;
+            let first_offsets = first_offsets(&batch);
+            match self.replay_then_process(batch).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "processing resumed");
+                        self.readiness.set("processing", true, "resumed");
+                    }
+                    failures = 0;
+                }
+                Err(WorkerError::Fatal(message)) => return Err(WorkerError::Fatal(message)),
+                Err(WorkerError::Retry(message)) => {
+                    // Nothing of the batch committed: rewind it, wait, and try again. The
+                    // commands are never skipped; past the bound the handler says it is paused.
+                    self.rewind(&first_offsets)?;
+                    failures += 1;
+                    let paused = failures >= PAUSE_AFTER_FAILURES;
+                    let detail = format!("{failures} consecutive failures, last: {message}");
+                    if paused {
+                        tracing::error!(failures, error = %message, "processing paused: retrying with backoff");
+                    } else {
+                        tracing::warn!(failures, error = %message, "batch failed: retrying with backoff");
+                    }
+                    self.readiness.set("processing", !paused, detail);
+                    metrics::counter!("keel_handler_batch_retries_total").increment(1);
+                    metrics::gauge!("keel_handler_paused").set(if paused { 1.0 } else { 0.0 });
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(backoff(failures)) => {}
+                    }
                 }
             }
-            self.process_batch(batch).await?;
         }
         self.flush_pending().await;
         tracing::info!("handler stopped: no transaction open, state flushed");
+        Ok(())
+    }
+
+    async fn replay_then_process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), WorkerError> {
+        for partition in batch_partitions(&batch) {
+            if !self.partitions.contains_key(&partition) {
+                self.replay_partition(partition).await?;
+            }
+        }
+        self.process_batch(batch).await
+    }
+
+    /// Seeks each partition back to the first offset of a batch that did not commit.
+    fn rewind(&self, first_offsets: &BTreeMap<i32, i64>) -> Result<(), WorkerError> {
+        for (&partition, &offset) in first_offsets {
+            let topic = &self.config.commands_topic;
+            if let Err(error) = self
+                .consumer
+                .seek(topic, partition, Offset::Offset(offset), TXN_TIMEOUT)
+            {
+                return Err(WorkerError::Fatal(format!("rewinding partition {partition}: {error}")));
+            }
+        }
         Ok(())
     }
 
@@ -284,11 +345,15 @@ where
     }
 
     fn retry_state<T>(&self, loaded: Result<T, keel_handler_state::StateError>) -> Result<T, WorkerError> {
-        // A failed read cannot be decided around; the batch is not started, and the process
-        // exits so that it restarts cleanly (its commands are consumed again).
+        // A failed read cannot be decided around: the batch is retried (transient) or the
+        // process stops (permanent); either way no command is skipped.
         loaded.map_err(|error| {
             self.readiness.set("cql", false, error.to_string());
-            WorkerError::Fatal(format!("reading decision state: {error}"))
+            if error.is_transient() {
+                WorkerError::Retry(format!("reading decision state: {error}"))
+            } else {
+                WorkerError::Fatal(format!("reading decision state: {error}"))
+            }
         })
     }
 
@@ -297,7 +362,6 @@ where
         let items: Vec<Item<A::Command>> = messages.iter().map(|message| self.decode(message)).collect();
         self.prefetch(&items).await?;
 
-        let first_offsets = first_offsets(&messages);
         let mut scratch: HashMap<i32, PartitionMemory<A::State>> = HashMap::new();
         transactional(|| self.producer.begin_transaction())
             .map_err(|error| WorkerError::Fatal(format!("beginning a transaction: {error}")))?;
@@ -317,24 +381,16 @@ where
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(%error, "transaction failed; aborting and rewinding the batch");
+                tracing::warn!(%error, "transaction failed; aborting it");
                 metrics::counter!("keel_handler_transactions_aborted_total").increment(1);
-                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    return Err(WorkerError::Fatal(format!("aborting a transaction failed: {abort}")));
-                }
-                for (partition, offset) in first_offsets {
-                    let topic = &self.config.commands_topic;
-                    if let Err(seek) = self
-                        .consumer
-                        .seek(topic, partition, Offset::Offset(offset), TXN_TIMEOUT)
-                    {
-                        return Err(WorkerError::Fatal(format!("rewinding partition {partition}: {seek}")));
-                    }
-                }
                 if error.is_fatal() {
                     return Err(WorkerError::Fatal(error.to_string()));
                 }
-                Ok(())
+                if let Err(abort) = transactional(|| self.producer.abort_transaction(TXN_TIMEOUT)) {
+                    return Err(WorkerError::Fatal(format!("aborting a transaction failed: {abort}")));
+                }
+                // The loop rewinds the batch and retries it with backoff.
+                Err(WorkerError::Retry(format!("transaction aborted: {error}")))
             }
         }
     }
