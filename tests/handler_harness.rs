@@ -21,7 +21,7 @@ use keel_kafka::topics::{command_path_topics, ensure_topics};
 use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -383,8 +383,7 @@ impl HandlerHarness {
     }
 
     async fn read_once(&self, topic: &str) -> TestResult<Vec<Vec<u8>>> {
-        let reader: StreamConsumer =
-            clients::read_committed_reader(self.kafka.brokers(), &unique_name("reader")).create()?;
+        let reader = clients::reader(self.kafka.brokers(), &unique_name("reader"))?;
         let partitions = if topic == self.config.dlq_topic {
             1
         } else {

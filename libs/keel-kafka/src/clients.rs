@@ -51,3 +51,27 @@ pub fn read_committed_reader(brokers: &str, group_id: &str) -> ClientConfig {
     config.set("enable.partition.eof", "true");
     config
 }
+
+/// The context of explicit-assignment readers: reaching the end of a partition is what they
+/// wait for, not an error, so it is not logged; every other client error is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReaderContext;
+
+impl rdkafka::ClientContext for ReaderContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}
+
+/// A reader for explicit assignments (replays, verifiers, tests): committed records only, an
+/// end-of-partition signal, no group offsets, and no error logs for reaching the end.
+pub fn reader(
+    brokers: &str,
+    group_id: &str,
+) -> rdkafka::error::KafkaResult<rdkafka::consumer::StreamConsumer<ReaderContext>> {
+    read_committed_reader(brokers, group_id).create_with_context(ReaderContext)
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keel_domain::{Aggregate, Recorded};
 use keel_handler_state::{HandlerState, StateBatch, StoredResult, Watermark};
-use keel_kafka::clients;
+use keel_kafka::clients::{self, ReaderContext};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -141,11 +141,9 @@ where
         Ok(stored.unwrap_or(0))
     }
 
-    fn reader(&self, topic: &str, partition: i32, from: i64) -> Result<StreamConsumer, WorkerError> {
+    fn reader(&self, topic: &str, partition: i32, from: i64) -> Result<StreamConsumer<ReaderContext>, WorkerError> {
         let group = format!("{}-replay-{}", self.config.group_id, self.config.instance_id);
-        let reader: StreamConsumer = clients::read_committed_reader(&self.config.brokers, &group)
-            .create()
-            .map_err(kafka_error)?;
+        let reader = clients::reader(&self.config.brokers, &group).map_err(kafka_error)?;
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(from))
@@ -157,7 +155,7 @@ where
 
 /// The next committed record of the partition, or `None` at its end.
 async fn next_record(
-    reader: &mut StreamConsumer,
+    reader: &mut StreamConsumer<ReaderContext>,
     topic: &str,
     partition: i32,
 ) -> Result<Option<(i64, Vec<u8>)>, WorkerError> {
