@@ -17,6 +17,7 @@ mod replay;
 pub mod result;
 pub mod tenants;
 mod worker;
+mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -129,13 +130,13 @@ where
     let worker = Worker::<A, C, _> {
         config: Arc::clone(&config),
         codec: Arc::new(codec),
-        state,
+        state: Arc::clone(&state),
         gatekeeper,
         consumer,
         context,
         producer,
         partitions: HashMap::new(),
-        pending: Default::default(),
+        writer: writer::StateWriter::spawn(Arc::clone(&state), readiness.clone()),
         readiness,
         partition_count,
     };

@@ -26,6 +26,7 @@ use crate::config::HandlerConfig;
 use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
 use crate::result::{CommandResult, LogPosition, Outcome};
+use crate::writer::StateWriter;
 
 /// Consecutive failed batches after which the handler reports itself paused (not ready).
 const PAUSE_AFTER_FAILURES: u32 = 10;
@@ -124,8 +125,8 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) context: HandlerContext,
     pub(crate) producer: FutureProducer,
     pub(crate) partitions: HashMap<i32, PartitionMemory<A::State>>,
-    /// Decision state committed to Kafka but not yet written to CQL.
-    pub(crate) pending: StateBatch,
+    /// Writes committed decision state to CQL in the background.
+    pub(crate) writer: StateWriter,
     pub(crate) readiness: Readiness,
     pub(crate) partition_count: i32,
 }
@@ -153,7 +154,6 @@ where
                 batch = self.collect_batch() => batch,
             };
             if batch.is_empty() {
-                self.flush_pending().await;
                 continue;
             }
             let first_offsets = first_offsets(&batch);
@@ -188,8 +188,8 @@ where
                 }
             }
         }
-        self.flush_pending().await;
-        tracing::info!("handler stopped: no transaction open, state flushed");
+        self.writer.finish().await;
+        tracing::info!("handler stopped: no transaction open, state written");
         Ok(())
     }
 
@@ -374,8 +374,7 @@ where
         match outcome {
             Ok((state_batch, counts)) => {
                 self.merge(scratch);
-                self.pending = merge_batches(std::mem::take(&mut self.pending), state_batch);
-                self.flush_pending().await;
+                self.writer.write(state_batch).await;
                 metrics::histogram!("keel_handler_transaction_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("keel_handler_events_appended_total").increment(counts);
                 Ok(())
@@ -793,25 +792,6 @@ where
             target.results.extend(memory.results);
         }
     }
-
-    /// Writes committed decision state to CQL; on failure keeps it for the next attempt.
-    pub(crate) async fn flush_pending(&mut self) {
-        if self.pending == StateBatch::default() {
-            return;
-        }
-        match self.state.apply(&self.pending).await {
-            Ok(()) => {
-                self.pending = StateBatch::default();
-                self.readiness.set("cql", true, "decision state written");
-            }
-            Err(error) => {
-                // Kafka holds the truth; the next flush (or a replay) catches up.
-                tracing::error!(%error, "writing decision state failed; will retry");
-                self.readiness.set("cql", false, error.to_string());
-                metrics::counter!("keel_handler_state_write_errors_total").increment(1);
-            }
-        }
-    }
 }
 
 /// A failure inside a transaction.
@@ -876,13 +856,6 @@ fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<i32, i64> {
         *entry = (*entry).max(message.offset() + 1);
     }
     next
-}
-
-fn merge_batches(mut into: StateBatch, from: StateBatch) -> StateBatch {
-    into.streams.extend(from.streams);
-    into.results.extend(from.results);
-    into.watermarks.extend(from.watermarks);
-    into
 }
 
 pub(crate) fn entry_from_record<A: Aggregate>(record: &StreamRecord) -> Result<StreamEntry<A::State>, WorkerError> {
