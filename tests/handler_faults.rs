@@ -175,3 +175,99 @@ async fn a_panic_in_domain_code_rejects_that_command_and_the_handler_goes_on() -
     assert!(matches!(outcome(after).await?, Outcome::Accepted { versions, .. } if versions == [2]));
     harness.stop().await
 }
+
+/// Decision state in memory whose first `failures` stream reads fail as if the store were down.
+struct FlakyState {
+    inner: keel_handler_state::InMemoryHandlerState,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl keel_handler_state::HandlerState for FlakyState {
+    async fn stream(
+        &self,
+        tenant: &str,
+        stream: &str,
+    ) -> Result<Option<keel_handler_state::StreamRecord>, keel_handler_state::StateError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .is_ok()
+        {
+            return Err(keel_handler_state::StateError::Transient {
+                action: "reading a stream",
+                message: "store unavailable (test)".into(),
+            });
+        }
+        self.inner.stream(tenant, stream).await
+    }
+
+    async fn result(
+        &self,
+        tenant: &str,
+        command_id: Uuid,
+    ) -> Result<Option<keel_handler_state::StoredResult>, keel_handler_state::StateError> {
+        self.inner.result(tenant, command_id).await
+    }
+
+    async fn watermark(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, keel_handler_state::StateError> {
+        self.inner.watermark(consumer, topic, partition).await
+    }
+
+    async fn apply(&self, batch: &keel_handler_state::StateBatch) -> Result<(), keel_handler_state::StateError> {
+        self.inner.apply(batch).await
+    }
+}
+
+fn paused_gauge() -> Option<f64> {
+    let text = keel_service::telemetry::metrics_handle().render();
+    text.lines()
+        .find_map(|line| line.strip_prefix("keel_handler_paused "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_pauses_the_handler_visibly_and_no_command_is_skipped() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.config.retry_pause_after = 3;
+    harness.config.retry_backoff_max_ms = 300;
+    let state = std::sync::Arc::new(FlakyState {
+        inner: keel_handler_state::InMemoryHandlerState::new(),
+        failures: std::sync::atomic::AtomicU32::new(5),
+    });
+    harness.restart_with_state(state)?;
+    let command = keel_integration_tests::handler_harness::agent_command(
+        "acme",
+        "c-1",
+        keel_integration_tests::handler_harness::register("c-1"),
+    );
+    harness.send(&command).await?;
+
+    let mut saw_paused = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if paused_gauge() == Some(1.0) {
+            saw_paused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_paused,
+        "after 3 failed batches the handler must report itself paused"
+    );
+
+    let result = harness.result_of(command.command_id).await?;
+    assert!(
+        matches!(result.outcome, Outcome::Accepted { ref versions, .. } if versions == &[1]),
+        "{result:?}"
+    );
+    assert_eq!(harness.results(1).await?.len(), 1, "exactly one result");
+    assert_eq!(paused_gauge(), Some(0.0), "and it says it resumed");
+    harness.stop().await
+}

@@ -10,11 +10,14 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use keel_auth::{Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, SupportCommand};
+use std::sync::Arc;
+
 use keel_domain::Aggregate;
 use keel_domain::DomainCommand;
 use keel_handler::result::CommandResult;
 use keel_handler::tenants::{TenantConfig, TenantsFile};
 use keel_handler::{Codec, HandlerConfig};
+use keel_handler_state::HandlerState;
 use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
@@ -234,6 +237,8 @@ impl HandlerHarness {
             batch_linger_ms: 5,
             max_command_bytes: 64 * 1024,
             session_timeout_ms: 10_000,
+            retry_pause_after: 10,
+            retry_backoff_max_ms: 10_000,
             log_json: false,
         };
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
@@ -281,6 +286,21 @@ impl HandlerHarness {
     /// Starts (again) the handler process-in-a-task.
     pub fn restart(&mut self) -> TestResult {
         self.restart_with::<Customer, _>(PlainCodec)
+    }
+
+    /// Starts (again) the handler with its decision state in `state` instead of CQL.
+    pub fn restart_with_state<S: HandlerState>(&mut self, state: Arc<S>) -> TestResult {
+        anyhow::ensure!(self.running.is_none(), "the handler is already running");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = self.config.clone();
+        let task = tokio::spawn(async move {
+            keel_handler::run_with_state::<Customer, _, S>(config, PlainCodec, state, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.running = Some((stop, task));
+        Ok(())
     }
 
     /// Starts (again) a handler of another aggregate, with its codec.

@@ -72,6 +72,12 @@ pub struct HandlerConfig {
     /// How long the group waits for a silent instance before moving its partitions, in ms.
     #[arg(long, env = "KEEL_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
     pub session_timeout_ms: u64,
+    /// Consecutive failed batches after which the handler reports itself paused.
+    #[arg(long, env = "KEEL_RETRY_PAUSE_AFTER", default_value_t = 10)]
+    pub retry_pause_after: u32,
+    /// Longest wait between retries of a failed batch, in ms (it doubles from 100 ms).
+    #[arg(long, env = "KEEL_RETRY_BACKOFF_MAX_MS", default_value_t = 10_000)]
+    pub retry_backoff_max_ms: u64,
     /// Log as JSON lines.
     #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
     pub log_json: bool,

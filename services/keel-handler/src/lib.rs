@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keel_domain::Aggregate;
+use keel_handler_state::HandlerState;
 use keel_handler_state_cql::CqlHandlerState;
 use keel_kafka::clients;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
@@ -52,6 +53,44 @@ where
     A: Aggregate,
     C: Codec<A>,
 {
+    let state = Arc::new(connect_state(&config).await?);
+    run_with_state::<A, C, _>(config, codec, state, shutdown).await
+}
+
+/// Connects to the CQL store, creating the keyspace and tables of the decision state.
+async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState> {
+    let session = SessionBuilder::new()
+        .known_nodes(&config.cql_nodes)
+        .build()
+        .await
+        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                config.keyspace
+            ),
+            &[],
+        )
+        .await
+        .with_context(|| format!("creating keyspace {}", config.keyspace))?;
+    session.use_keyspace(&config.keyspace, true).await?;
+    Ok(CqlHandlerState::new(Arc::new(session)).await?)
+}
+
+/// [`run`] with the decision state in `state`: any [`HandlerState`] adapter (tests use one
+/// that fails on demand).
+pub async fn run_with_state<A, C, S>(
+    config: HandlerConfig,
+    codec: C,
+    state: Arc<S>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()>
+where
+    A: Aggregate,
+    C: Codec<A>,
+    S: HandlerState,
+{
     let config = Arc::new(config);
     tracing::info!(instance = %config.instance_id, "handler starting");
     let readiness = Readiness::new();
@@ -72,27 +111,9 @@ where
         stopped(stop_rx.clone()),
     ));
 
+    readiness.set("cql", true, "connected");
     let tenants = TenantsFile::load(&config.tenants)?;
     let gatekeeper = Arc::new(tenants.gatekeeper()?);
-
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cql_nodes)
-        .build()
-        .await
-        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-                config.keyspace
-            ),
-            &[],
-        )
-        .await
-        .with_context(|| format!("creating keyspace {}", config.keyspace))?;
-    session.use_keyspace(&config.keyspace, true).await?;
-    let state = Arc::new(CqlHandlerState::new(Arc::new(session)).await?);
-    readiness.set("cql", true, "connected");
 
     let admin: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
     ensure_topics(

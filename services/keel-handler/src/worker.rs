@@ -28,12 +28,9 @@ use crate::decide::{Decision, Gatekeeper, Rejection};
 use crate::result::{CommandResult, LogPosition, Outcome};
 use crate::writer::StateWriter;
 
-/// Consecutive failed batches after which the handler reports itself paused (not ready).
-const PAUSE_AFTER_FAILURES: u32 = 10;
-
-/// Wait before retrying a failed batch: 100 ms doubling to at most 10 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+/// Wait before retrying a failed batch: 100 ms doubling up to `max`.
+fn backoff(failures: u32, max: Duration) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(max)
 }
 
 /// How long one transactional call may block.
@@ -162,6 +159,7 @@ where
                     if failures > 0 {
                         tracing::info!(failures, "processing resumed");
                         self.readiness.set("processing", true, "resumed");
+                        metrics::gauge!("keel_handler_paused").set(0.0);
                     }
                     failures = 0;
                 }
@@ -171,7 +169,7 @@ where
                     // commands are never skipped; past the bound the handler says it is paused.
                     self.rewind(&first_offsets)?;
                     failures += 1;
-                    let paused = failures >= PAUSE_AFTER_FAILURES;
+                    let paused = failures >= self.config.retry_pause_after;
                     let detail = format!("{failures} consecutive failures, last: {message}");
                     if paused {
                         tracing::error!(failures, error = %message, "processing paused: retrying with backoff");
@@ -183,7 +181,7 @@ where
                     metrics::gauge!("keel_handler_paused").set(if paused { 1.0 } else { 0.0 });
                     tokio::select! {
                         () = &mut shutdown => break,
-                        () = tokio::time::sleep(backoff(failures)) => {}
+                        () = tokio::time::sleep(backoff(failures, Duration::from_millis(self.config.retry_backoff_max_ms))) => {}
                     }
                 }
             }
