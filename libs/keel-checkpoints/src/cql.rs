@@ -29,20 +29,9 @@ fn failed(action: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Checkpoint
 impl CqlCheckpoints {
     /// Creates the tables if missing and prepares statements.
     pub async fn new(session: Arc<Session>) -> Result<Self, CheckpointError> {
-        for statement in SCHEMA.split(';') {
-            let statement: String = statement
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if statement.trim().is_empty() {
-                continue;
-            }
-            session
-                .query_unpaged(statement, &[])
-                .await
-                .map_err(|e| failed("creating tables")(&e))?;
-        }
+        keel_cql::apply_schema(&session, SCHEMA)
+            .await
+            .map_err(|e| failed("creating tables")(&e))?;
         let prepare = async |cql: &str| {
             session
                 .prepare(cql)
@@ -59,26 +48,38 @@ impl CqlCheckpoints {
     }
 }
 
+impl CqlCheckpoints {
+    /// The `(partition, offset, micros)` rows a per-projection select returns.
+    async fn rows(
+        &self,
+        statement: &PreparedStatement,
+        projection: &str,
+        action: &'static str,
+    ) -> Result<Vec<(i32, i64, i64)>, CheckpointError> {
+        let result = self
+            .session
+            .execute_unpaged(statement, (projection,))
+            .await
+            .map_err(|e| failed(action)(&e))?;
+        let rows = result.into_rows_result().map_err(|e| failed(action)(&e))?;
+        let rows = rows.rows::<(i32, i64, i64)>().map_err(|e| failed(action)(&e))?;
+        rows.map(|row| row.map_err(|e| failed(action)(&e))).collect()
+    }
+}
+
 impl Checkpoints for CqlCheckpoints {
     async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, CheckpointError> {
-        const ACTION: &str = "reading checkpoints";
         let rows = self
-            .session
-            .execute_unpaged(&self.select_checkpoints, (projection,))
-            .await
-            .map_err(|e| failed(ACTION)(&e))?
-            .into_rows_result()
-            .map_err(|e| failed(ACTION)(&e))?;
-        let rows = rows.rows::<(i32, i64, i64)>().map_err(|e| failed(ACTION)(&e))?;
-        rows.map(|row| {
-            let (partition, next_offset, event_time_micros) = row.map_err(|e| failed(ACTION)(&e))?;
-            Ok(Checkpoint {
+            .rows(&self.select_checkpoints, projection, "reading checkpoints")
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partition, next_offset, event_time_micros)| Checkpoint {
                 partition,
                 next_offset,
                 event_time_micros,
             })
-        })
-        .collect()
+            .collect())
     }
 
     async fn save(&self, projection: &str, checkpoints: &[Checkpoint]) -> Result<(), CheckpointError> {
@@ -99,24 +100,15 @@ impl Checkpoints for CqlCheckpoints {
     }
 
     async fn heads(&self, projection: &str) -> Result<Vec<Head>, CheckpointError> {
-        const ACTION: &str = "reading heads";
-        let rows = self
-            .session
-            .execute_unpaged(&self.select_heads, (projection,))
-            .await
-            .map_err(|e| failed(ACTION)(&e))?
-            .into_rows_result()
-            .map_err(|e| failed(ACTION)(&e))?;
-        let rows = rows.rows::<(i32, i64, i64)>().map_err(|e| failed(ACTION)(&e))?;
-        rows.map(|row| {
-            let (partition, head_offset, observed_at_micros) = row.map_err(|e| failed(ACTION)(&e))?;
-            Ok(Head {
+        let rows = self.rows(&self.select_heads, projection, "reading heads").await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partition, head_offset, observed_at_micros)| Head {
                 partition,
                 head_offset,
                 observed_at_micros,
             })
-        })
-        .collect()
+            .collect())
     }
 
     async fn save_heads(&self, projection: &str, heads: &[Head]) -> Result<(), CheckpointError> {

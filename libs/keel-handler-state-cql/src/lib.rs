@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures::future::try_join_all;
 use keel_handler_state::{HandlerState, StateBatch, StateError, StoredResult, StreamRecord};
 use scylla::client::session::Session;
-use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+use scylla::errors::{ExecutionError, PrepareError};
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
@@ -31,12 +31,9 @@ pub struct CqlHandlerState {
 impl CqlHandlerState {
     /// Creates the tables if missing (in the session's keyspace) and prepares statements.
     pub async fn new(session: Arc<Session>) -> Result<Self, StateError> {
-        for statement in schema_statements(SCHEMA) {
-            session
-                .query_unpaged(statement, &[])
-                .await
-                .map_err(|error| execution("creating the decision-state tables", error))?;
-        }
+        keel_cql::apply_schema(&session, SCHEMA)
+            .await
+            .map_err(|error| execution("creating the decision-state tables", error))?;
         let prepare = async |cql: &str| session.prepare(cql).await.map_err(prepare_error);
         Ok(Self {
             select_stream: prepare(include_str!("cql/select_stream.cql")).await?,
@@ -50,18 +47,6 @@ impl CqlHandlerState {
     }
 }
 
-/// The statements of a `.cql` file: split on `;`, without `--` comment lines.
-fn schema_statements(file: &str) -> impl Iterator<Item = String> + '_ {
-    file.split(';').filter_map(|chunk| {
-        let statement: Vec<&str> = chunk
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect();
-        let statement = statement.join("\n");
-        (!statement.trim().is_empty()).then_some(statement)
-    })
-}
-
 fn prepare_error(error: PrepareError) -> StateError {
     StateError::Permanent {
         action: "preparing decision-state statements",
@@ -69,27 +54,9 @@ fn prepare_error(error: PrepareError) -> StateError {
     }
 }
 
-/// Errors the server returns for a request that is wrong, rather than a server in trouble.
-fn is_permanent(error: &ExecutionError) -> bool {
-    match error {
-        ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => true,
-        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => matches!(
-            db,
-            DbError::SyntaxError
-                | DbError::Invalid
-                | DbError::Unauthorized
-                | DbError::ConfigError
-                | DbError::AlreadyExists { .. }
-                | DbError::AuthenticationError
-                | DbError::ProtocolError
-        ),
-        _ => false,
-    }
-}
-
 fn execution(action: &'static str, error: ExecutionError) -> StateError {
     let message = error.to_string();
-    if is_permanent(&error) {
+    if keel_cql::is_permanent(&error) {
         StateError::Permanent { action, message }
     } else {
         StateError::Transient { action, message }
@@ -236,7 +203,7 @@ mod tests {
 
     #[test]
     fn schema_file_splits_into_its_three_tables() {
-        let statements: Vec<String> = schema_statements(SCHEMA).collect();
+        let statements: Vec<String> = keel_cql::statements(SCHEMA).collect();
         assert_eq!(statements.len(), 3, "{statements:?}");
         assert!(
             statements

@@ -1,0 +1,66 @@
+//! What Keel's CQL adapters share.
+//!
+//! Adapters keep their CQL in `.cql` files (`include_str!`); [`apply_schema`] runs a schema
+//! file's statements, and [`is_permanent`] tells a request the server refused as wrong (retry
+//! will not help) from a server in trouble (retry with backoff).
+
+use scylla::client::session::Session;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+
+/// The statements of a `.cql` file: split on `;`, without `--` comment lines.
+pub fn statements(file: &str) -> impl Iterator<Item = String> + '_ {
+    file.split(';').filter_map(|chunk| {
+        let statement: Vec<&str> = chunk
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect();
+        let statement = statement.join("\n").trim().to_owned();
+        (!statement.is_empty()).then_some(statement)
+    })
+}
+
+/// Runs every statement of a schema file (`CREATE ... IF NOT EXISTS`) in the session's keyspace.
+pub async fn apply_schema(session: &Session, file: &str) -> Result<(), ExecutionError> {
+    for statement in statements(file) {
+        session.query_unpaged(statement, &[]).await?;
+    }
+    Ok(())
+}
+
+/// Whether the server refused the request itself (bad statement, not allowed), so that
+/// retrying it cannot help; otherwise the failure may pass (timeouts, overload, no node).
+pub fn is_permanent(error: &ExecutionError) -> bool {
+    match error {
+        ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => true,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => matches!(
+            db,
+            DbError::SyntaxError
+                | DbError::Invalid
+                | DbError::Unauthorized
+                | DbError::ConfigError
+                | DbError::AlreadyExists { .. }
+                | DbError::AuthenticationError
+                | DbError::ProtocolError
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_on_semicolons_and_drop_comments() {
+        let file =
+            "-- a comment\nCREATE TABLE a (k int PRIMARY KEY);\n\n-- another\nCREATE TABLE b (k int PRIMARY KEY);\n";
+        let statements: Vec<String> = statements(file).collect();
+        assert_eq!(
+            statements,
+            [
+                "CREATE TABLE a (k int PRIMARY KEY)",
+                "\nCREATE TABLE b (k int PRIMARY KEY)"
+            ]
+        );
+    }
+}
