@@ -59,7 +59,7 @@ mod tests {
             statements,
             [
                 "CREATE TABLE a (k int PRIMARY KEY)",
-                "\nCREATE TABLE b (k int PRIMARY KEY)"
+                "CREATE TABLE b (k int PRIMARY KEY)"
             ]
         );
     }
