@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use keel_auth::{Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, SupportCommand};
-use std::sync::Arc;
 
 use keel_domain::Aggregate;
 use keel_domain::DomainCommand;
@@ -468,4 +469,162 @@ impl HandlerHarness {
             .await?;
         records.iter().map(|bytes| Ok(serde_json::from_slice(bytes)?)).collect()
     }
+}
+
+/// A handler running as its own process, to be killed with SIGKILL.
+pub struct HandlerProcess {
+    binary: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl HandlerProcess {
+    /// A process of `binary` with `args`, logging to `log`; not started yet.
+    pub fn new(binary: PathBuf, args: Vec<String>, log: PathBuf) -> Self {
+        Self {
+            binary,
+            args,
+            log,
+            child: None,
+        }
+    }
+
+    /// Starts it (again).
+    pub fn spawn(&mut self) -> TestResult {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .env("RUST_LOG", "warn,keel_handler=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting the handler process")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills it with SIGKILL and reaps it.
+    pub fn kill_9(&mut self) -> TestResult {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?; // SIGKILL
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops it with SIGTERM and waits for it.
+    pub fn terminate(&mut self) -> TestResult {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+/// The exactly-once checks of the crash and scale-out tests: every command in `commands`
+/// has exactly one result (and no result is for an unknown command), every command was
+/// accepted with one event, every event belongs to an accepted command, and each of the
+/// `streams` streams is gapless from version 1 with a chain that verifies.
+pub async fn assert_exactly_once(
+    harness: &HandlerHarness,
+    commands: &[PlainCommand],
+    results: &[CommandResult],
+    streams: usize,
+) -> TestResult {
+    use std::collections::{HashMap, HashSet};
+
+    use keel_handler::result::Outcome;
+
+    let mut per_command: HashMap<Uuid, usize> = HashMap::new();
+    for result in results {
+        *per_command.entry(result.command_id).or_default() += 1;
+    }
+    let sent: HashSet<Uuid> = commands.iter().map(|command| command.command_id).collect();
+    let missing = sent.iter().filter(|id| !per_command.contains_key(id)).count();
+    let duplicated = per_command.values().filter(|count| **count > 1).count();
+    let unknown = per_command.keys().filter(|id| !sent.contains(id)).count();
+    anyhow::ensure!(
+        (missing, duplicated, unknown) == (0, 0, 0),
+        "results: {missing} missing, {duplicated} duplicated, {unknown} unknown"
+    );
+
+    let mut expected_events = 0;
+    for result in results {
+        match &result.outcome {
+            Outcome::Accepted { event_ids, .. } => expected_events += event_ids.len(),
+            Outcome::Rejected { reason, message, .. } => {
+                anyhow::bail!("command {} rejected: {reason}: {message}", result.command_id)
+            }
+        }
+    }
+    anyhow::ensure!(
+        expected_events == commands.len(),
+        "each command of these workloads appends one event"
+    );
+    let events = harness.events(expected_events).await?;
+    anyhow::ensure!(
+        events.len() == expected_events,
+        "{} events appended, {expected_events} accepted",
+        events.len()
+    );
+
+    let mut by_stream: BTreeMap<&str, Vec<&PlainEvent>> = BTreeMap::new();
+    for event in &events {
+        by_stream.entry(&event.stream).or_default().push(event);
+    }
+    anyhow::ensure!(
+        by_stream.len() == streams,
+        "{} streams, expected {streams}",
+        by_stream.len()
+    );
+    for (stream, events) in by_stream {
+        let mut prev_hash = String::new();
+        for (index, event) in events.iter().enumerate() {
+            anyhow::ensure!(
+                event.version == index as u64 + 1,
+                "{stream}: versions must be gapless, in order, unique"
+            );
+            anyhow::ensure!(
+                event.prev_hash == prev_hash,
+                "{stream} v{}: broken chain link",
+                event.version
+            );
+            anyhow::ensure!(
+                event.hash == event.expected_hash(),
+                "{stream} v{}: hash does not verify",
+                event.version
+            );
+            prev_hash = event.hash.clone();
+        }
+    }
+    Ok(())
+}
+
+/// The crash and scale-out workload: a registration per stream, then refunds and emails
+/// round-robin over the streams; every command appends one event.
+pub fn workload(streams: usize, commands: usize) -> Vec<PlainCommand> {
+    let stream = |i: usize| format!("c-{:03}", i % streams);
+    let mut all: Vec<PlainCommand> = (0..streams)
+        .map(|i| agent_command("acme", &stream(i), register(&stream(i))))
+        .collect();
+    for i in streams..commands {
+        let payload = if i % 2 == 0 {
+            SupportCommand::IssueRefund {
+                refund_id: format!("r-{i}"),
+                amount_cents: 100,
+                reason: "load".into(),
+            }
+        } else {
+            SupportCommand::SendEmail {
+                email_id: format!("e-{i}"),
+                to: format!("{}@canary.example", stream(i)),
+                subject: "Hello".into(),
+                body: "Load".into(),
+            }
+        };
+        all.push(agent_command("acme", &stream(i), payload));
+    }
+    all
 }

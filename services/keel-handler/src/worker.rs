@@ -238,13 +238,20 @@ where
         let mut deadline = Instant::now() + Duration::from_secs(1);
         while batch.len() < self.config.max_batch {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, self.consumer.recv()).await {
+            let received = tokio::time::timeout(remaining, self.consumer.recv())
+                .await
+                .map(|result| result.map(|message| message.detach()));
+            // A rebalance runs inside `recv`: it concerns the messages gathered before it, and
+            // a message this same `recv` returned was fetched under the new assignment, so it
+            // must not be dropped with them (it would be skipped when later offsets commit).
+            self.apply_rebalances(&mut batch);
+            match received {
                 Err(_elapsed) => break,
                 Ok(Ok(message)) => {
                     if batch.is_empty() {
                         deadline = Instant::now() + linger;
                     }
-                    batch.push(message.detach());
+                    batch.push(message);
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "consuming commands failed; retrying");
@@ -252,9 +259,7 @@ where
                     break;
                 }
             }
-            self.apply_rebalances(&mut batch);
         }
-        self.apply_rebalances(&mut batch);
         batch
     }
 
