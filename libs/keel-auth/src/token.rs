@@ -154,7 +154,8 @@ impl Authenticator {
     }
 
     /// Authenticates `token` for a command of `tenant` claiming to come from `actor` on behalf
-    /// of `on_behalf_of`, at `now` (seconds since the Unix epoch).
+    /// of `on_behalf_of`, at `now` (seconds since the Unix epoch): [`Authenticator::verify`],
+    /// and the command's claimed actor and delegation must be the credential's.
     pub fn authenticate(
         &self,
         tenant: &str,
@@ -163,13 +164,33 @@ impl Authenticator {
         on_behalf_of: &[Actor],
         now: u64,
     ) -> Result<Principal, AuthError> {
+        let principal = self.verify(tenant, token, now)?;
+        if principal.actor != *actor {
+            return Err(AuthError::ActorMismatch(format!(
+                "the command claims {} {}, the credential names {} {}",
+                actor.kind.as_str(),
+                actor.id,
+                principal.actor.kind.as_str(),
+                principal.actor.id
+            )));
+        }
+        if principal.on_behalf_of != on_behalf_of {
+            return Err(AuthError::ActorMismatch(
+                "the delegation chain differs from the credential's".into(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Verifies a bearer `token` for `tenant` at `now` (seconds since the Unix epoch): signed
+    /// by one of the tenant's keys, issued by its issuer, for this tenant, and valid now.
+    pub fn verify(&self, tenant: &str, token: &str, now: u64) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
         let verifiers = self
             .tenants
             .get(tenant)
             .ok_or_else(|| AuthError::UnknownTenant(tenant.to_owned()))?;
         let claims = verifiers.verify(tenant, token, &header)?;
-
         if claims.tenant != tenant {
             return Err(AuthError::WrongTenant {
                 credential: claims.tenant,
@@ -181,20 +202,6 @@ impl Authenticator {
         }
         if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
             return Err(AuthError::NotYetValid);
-        }
-        if claims.actor_kind != actor.kind || claims.sub != actor.id {
-            return Err(AuthError::ActorMismatch(format!(
-                "the command claims {} {}, the credential names {} {}",
-                actor.kind.as_str(),
-                actor.id,
-                claims.actor_kind.as_str(),
-                claims.sub
-            )));
-        }
-        if claims.on_behalf_of != on_behalf_of {
-            return Err(AuthError::ActorMismatch(
-                "the delegation chain differs from the credential's".into(),
-            ));
         }
         Ok(Principal {
             tenant: claims.tenant,
