@@ -16,6 +16,7 @@
 mod actor;
 mod error;
 mod policy;
+mod tenants;
 mod token;
 
 #[cfg(test)]
@@ -24,4 +25,5 @@ mod tests;
 pub use actor::{Actor, ActorKind, Principal};
 pub use error::AuthError;
 pub use policy::{Authorization, Policy, PolicyRule};
+pub use tenants::{TenantConfig, TenantsFile};
 pub use token::{Authenticator, Claims, KeyAlgorithm, TenantAuth, TenantKey, TokenIssuer};

@@ -112,8 +112,8 @@ where
     ));
 
     readiness.set("cql", true, "connected");
-    let tenants = TenantsFile::load(&config.tenants)?;
-    let gatekeeper = Arc::new(tenants.gatekeeper()?);
+    let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
+    let gatekeeper = Arc::new(tenants::gatekeeper(&tenants)?);
 
     let admin: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
     ensure_topics(
