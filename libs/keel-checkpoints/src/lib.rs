@@ -137,3 +137,26 @@ pub trait Checkpoints: Send + Sync + 'static {
         }
     }
 }
+
+/// A store shared between tasks (a writer and readers) is a store.
+impl<T: Checkpoints> Checkpoints for std::sync::Arc<T> {
+    fn checkpoints(&self, projection: &str) -> impl Future<Output = Result<Vec<Checkpoint>, CheckpointError>> + Send {
+        T::checkpoints(self, projection)
+    }
+
+    fn save(
+        &self,
+        projection: &str,
+        checkpoints: &[Checkpoint],
+    ) -> impl Future<Output = Result<(), CheckpointError>> + Send {
+        T::save(self, projection, checkpoints)
+    }
+
+    fn heads(&self, projection: &str) -> impl Future<Output = Result<Vec<Head>, CheckpointError>> + Send {
+        T::heads(self, projection)
+    }
+
+    fn save_heads(&self, projection: &str, heads: &[Head]) -> impl Future<Output = Result<(), CheckpointError>> + Send {
+        T::save_heads(self, projection, heads)
+    }
+}

@@ -10,7 +10,7 @@
 pub mod ops;
 pub mod telemetry;
 
-pub use ops::{Readiness, serve_ops};
+pub use ops::{Readiness, ops_router, serve_ops};
 
 /// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C in a terminal).
 pub async fn shutdown_signal() {

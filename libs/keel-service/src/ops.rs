@@ -63,6 +63,15 @@ struct OpsState {
     metrics: PrometheusHandle,
 }
 
+/// The ops endpoints as a router, for a service that serves them beside its own routes.
+pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(OpsState { readiness, metrics })
+}
+
 /// Serves the ops endpoints on `listener` until `shutdown` resolves.
 pub async fn serve_ops(
     listener: TcpListener,
@@ -70,12 +79,9 @@ pub async fn serve_ops(
     metrics: PrometheusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
-        .with_state(OpsState { readiness, metrics });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, ops_router(readiness, metrics))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {

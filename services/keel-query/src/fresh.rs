@@ -1,0 +1,118 @@
+//! Freshness on every answer, and read-your-writes.
+//!
+//! Every answer is `{"data": …, "freshness": {…}, "stale": false}`. A client that has just
+//! sent a command passes the position from its result (`?after=<partition>:<offset>`); the
+//! API waits up to `wait_ms` (bounded by the server's maximum) for the projection to apply
+//! it, then answers with the fresh data, or — if it did not get there — 503 with the
+//! freshness (`on_timeout=fail`, the default) or the data it has, marked stale
+//! (`on_timeout=stale`).
+
+use std::time::Duration;
+
+use keel_checkpoints::{Checkpoints, Freshness};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// An answer and how fresh it is.
+#[derive(Debug, Serialize)]
+pub struct Fresh<T> {
+    /// The data.
+    pub data: T,
+    /// Per partition: applied position, its event time, lag.
+    pub freshness: Freshness,
+    /// True when the client asked for a position the projection has not reached.
+    pub stale: bool,
+}
+
+/// The read-your-writes parameters of a request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    /// `<partition>:<offset>` from a command result: wait until it is applied.
+    pub after: Option<String>,
+    /// How long to wait, in ms.
+    pub wait_ms: Option<u64>,
+    /// What to answer if the wait runs out: `fail` (503, the default) or `stale`.
+    pub on_timeout: Option<String>,
+}
+
+/// A position in the events topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+impl Consistency {
+    fn position(&self) -> Result<Option<Position>, ApiError> {
+        let Some(after) = &self.after else { return Ok(None) };
+        let bad = |reason: &str| ApiError::BadParameter {
+            name: "after",
+            reason: reason.into(),
+        };
+        let (partition, offset) = after
+            .split_once(':')
+            .ok_or_else(|| bad("expected <partition>:<offset>"))?;
+        let partition = partition.parse().map_err(|_| bad("the partition is not a number"))?;
+        let offset = offset.parse().map_err(|_| bad("the offset is not a number"))?;
+        if partition < 0 || offset < 0 {
+            return Err(bad("partition and offset must not be negative"));
+        }
+        Ok(Some(Position { partition, offset }))
+    }
+
+    fn stale_allowed(&self) -> Result<bool, ApiError> {
+        match self.on_timeout.as_deref() {
+            None | Some("fail") => Ok(false),
+            Some("stale") => Ok(true),
+            Some(_) => Err(ApiError::BadParameter {
+                name: "on_timeout",
+                reason: "expected fail or stale".into(),
+            }),
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Waits, as the request asks and within `max_wait`, for `projection` to reach the asked
+/// position; returns its freshness and whether the answer is stale, or `NotFresh`.
+pub async fn wait_for(
+    checkpoints: &impl Checkpoints,
+    projection: &str,
+    consistency: &Consistency,
+    max_wait: Duration,
+) -> Result<(Freshness, bool), ApiError> {
+    let position = consistency.position()?;
+    let stale_allowed = consistency.stale_allowed()?;
+    let wait = Duration::from_millis(consistency.wait_ms.unwrap_or(0)).min(max_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let freshness = checkpoints
+            .freshness(projection, now_micros())
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        let Some(position) = position else {
+            return Ok((freshness, false));
+        };
+        if freshness.has_applied(position.partition, position.offset) {
+            return Ok((freshness, false));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return if stale_allowed {
+                Ok((freshness, true))
+            } else {
+                Err(ApiError::NotFresh(freshness))
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

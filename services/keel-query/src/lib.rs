@@ -1,0 +1,186 @@
+//! Keel's query API.
+//!
+//! HTTP/JSON, read-only, over the projections the projector keeps in the CQL store. Every
+//! route is under `/v1/tenants/{tenant}/` and needs a bearer token of that tenant (the same
+//! JWTs as commands, `keel-auth`): a token of another tenant does not verify, and the answer
+//! does not say whether anything exists there. Every answer carries its freshness and
+//! honours read-your-writes (`fresh.rs`). Errors map to statuses and machine-readable codes
+//! in one table (`error.rs`). `/openapi.json` describes the API; `/healthz`, `/readyz` and
+//! `/metrics` are served beside it.
+//!
+//! The projection routes arrive with the projector; today the API serves each projection's
+//! freshness.
+
+mod error;
+pub mod fresh;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+use keel_auth::{Authenticator, Principal, TenantsFile};
+use keel_checkpoints::{Checkpoints, CqlCheckpoints};
+use keel_service::{Readiness, ops_router, telemetry};
+use scylla::client::session_builder::SessionBuilder;
+use serde::Serialize;
+
+pub use error::ApiError;
+use fresh::{Consistency, Fresh, wait_for};
+
+/// The OpenAPI description, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Configuration of the query API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "keel-query", about = "Keel's query API", version)]
+pub struct QueryConfig {
+    /// Address to serve the API (and /healthz, /readyz, /metrics) on.
+    #[arg(long, env = "KEEL_QUERY_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// CQL contact points, comma-separated.
+    #[arg(
+        long,
+        env = "KEEL_CQL_NODES",
+        default_value = "127.0.0.1:9042",
+        value_delimiter = ','
+    )]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace of the projections.
+    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
+    pub keyspace: String,
+    /// Tenants file (credential keys per tenant).
+    #[arg(long, env = "KEEL_TENANTS")]
+    pub tenants: PathBuf,
+    /// The projections this API serves, with their table version (e.g. `customer_profiles.v1`).
+    #[arg(
+        long,
+        env = "KEEL_QUERY_PROJECTIONS",
+        value_delimiter = ',',
+        default_value = "customer_profiles.v1"
+    )]
+    pub projections: Vec<String>,
+    /// Longest read-your-writes wait a client may ask for, in ms.
+    #[arg(long, env = "KEEL_QUERY_MAX_WAIT_MS", default_value_t = 5_000)]
+    pub max_wait_ms: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+/// What every request handler shares.
+pub struct AppState<C> {
+    /// Verifies bearer tokens per tenant.
+    pub authenticator: Authenticator,
+    /// Projection checkpoints, for freshness.
+    pub checkpoints: C,
+    /// The projections served.
+    pub projections: Vec<String>,
+    /// The longest read-your-writes wait.
+    pub max_wait: Duration,
+}
+
+impl<C> AppState<C> {
+    /// The principal of the request's bearer token, if it verifies for `tenant`.
+    fn principal(&self, tenant: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or_default();
+        self.authenticator.verify(tenant, token, now).map_err(|refusal| {
+            tracing::info!(tenant, reason = refusal.code(), "query refused: credential");
+            ApiError::Unauthorized
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectionFreshness {
+    projection: String,
+}
+
+async fn freshness<C: Checkpoints>(
+    State(state): State<Arc<AppState<C>>>,
+    Path((tenant, projection)): Path<(String, String)>,
+    Query(consistency): Query<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<ProjectionFreshness>>, ApiError> {
+    let started = std::time::Instant::now();
+    state.principal(&tenant, &headers)?;
+    if !state.projections.contains(&projection) {
+        return Err(ApiError::NotFound);
+    }
+    let (freshness, stale) = wait_for(&state.checkpoints, &projection, &consistency, state.max_wait).await?;
+    metrics::histogram!("keel_query_seconds", "route" => "freshness").record(started.elapsed().as_secs_f64());
+    Ok(Json(Fresh {
+        data: ProjectionFreshness { projection },
+        freshness,
+        stale,
+    }))
+}
+
+/// The API's routes over `state`.
+pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/projections/{projection}/freshness",
+            get(freshness::<C>),
+        )
+        .route(
+            "/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .with_state(Arc::new(state))
+}
+
+/// Runs the query API until `shutdown` resolves.
+pub async fn run(
+    config: QueryConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
+    let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
+    let session = SessionBuilder::new()
+        .known_nodes(&config.cql_nodes)
+        .build()
+        .await
+        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                config.keyspace
+            ),
+            &[],
+        )
+        .await?;
+    session.use_keyspace(&config.keyspace, true).await?;
+    let checkpoints = CqlCheckpoints::new(Arc::new(session)).await?;
+    readiness.set("cql", true, "connected");
+
+    let state = AppState {
+        authenticator,
+        checkpoints,
+        projections: config.projections.clone(),
+        max_wait: Duration::from_millis(config.max_wait_ms),
+    };
+    let app = router(state).merge(ops_router(readiness, telemetry::metrics_handle()));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    tracing::info!(address = %listener.local_addr()?, "query API listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

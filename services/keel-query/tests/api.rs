@@ -1,0 +1,211 @@
+//! The query API over real CQL checkpoints: credentials per tenant, clear 4xx codes,
+//! freshness on every answer, read-your-writes with its two timeouts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use keel_auth::{ActorKind, Authenticator, Claims, TenantAuth, TenantKey, TokenIssuer};
+use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints};
+use keel_query::{AppState, OPENAPI, router};
+use keel_testkit::{TestKeyspace, TestResult};
+use serde_json::Value;
+
+const PROJECTION: &str = "customer_profiles.v1";
+
+fn key(tenant: &str) -> SigningKey {
+    SigningKey::from_bytes(&[if tenant == "acme" { 1 } else { 2 }; 32])
+}
+
+fn token(tenant: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = Claims {
+        iss: format!("https://id.{tenant}.example"),
+        sub: "dashboard".into(),
+        tenant: tenant.into(),
+        actor_kind: ActorKind::Service,
+        on_behalf_of: vec![],
+        scopes: vec!["support:read".into()],
+        exp: now + 600,
+        nbf: None,
+        iat: None,
+    };
+    TokenIssuer::ed25519(format!("{tenant}-1"), &key(tenant))
+        .and_then(|issuer| issuer.issue(&claims))
+        .unwrap_or_default()
+}
+
+struct Api {
+    base: String,
+    checkpoints: Arc<CqlCheckpoints>,
+    client: reqwest::Client,
+}
+
+async fn start() -> TestResult<Api> {
+    let keyspace = TestKeyspace::create("query").await?;
+    let checkpoints = Arc::new(CqlCheckpoints::new(Arc::new(keyspace.into_session())).await?);
+    let tenants: HashMap<String, TenantAuth> = ["acme", "globex"]
+        .into_iter()
+        .map(|tenant| {
+            let auth = TenantAuth {
+                issuer: format!("https://id.{tenant}.example"),
+                keys: vec![TenantKey::ed25519(format!("{tenant}-1"), &key(tenant).verifying_key())],
+            };
+            (tenant.to_owned(), auth)
+        })
+        .collect();
+    let state = AppState {
+        authenticator: Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
+        checkpoints: Arc::clone(&checkpoints),
+        projections: vec![PROJECTION.into()],
+        max_wait: Duration::from_secs(3),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok(Api {
+        base,
+        checkpoints,
+        client: reqwest::Client::new(),
+    })
+}
+
+impl Api {
+    async fn get(&self, path: &str, bearer: Option<&str>) -> TestResult<(u16, Value)> {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await?;
+        Ok((response.status().as_u16(), response.json().await?))
+    }
+}
+
+fn freshness_path(tenant: &str, query: &str) -> String {
+    format!("/v1/tenants/{tenant}/projections/{PROJECTION}/freshness{query}")
+}
+
+#[tokio::test]
+async fn credentials_are_checked_per_tenant_with_clear_codes() -> TestResult {
+    let api = start().await?;
+    let (status, body) = api.get(&freshness_path("acme", ""), None).await?;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+
+    // A valid token of globex used on acme does not verify, and says nothing about acme.
+    let (status, body) = api.get(&freshness_path("acme", ""), Some(&token("globex"))).await?;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert!(
+        !body.to_string().contains("acme"),
+        "the refusal names nothing of the other tenant: {body}"
+    );
+
+    let (status, body) = api
+        .get("/v1/tenants/acme/projections/nope.v1/freshness", Some(&token("acme")))
+        .await?;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+
+    let (status, body) = api
+        .get(&freshness_path("acme", "?after=zero"), Some(&token("acme")))
+        .await?;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_parameter")));
+    let (status, _) = api
+        .get(&freshness_path("acme", "?on_timeout=maybe"), Some(&token("acme")))
+        .await?;
+    assert_eq!(status, 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_answer_carries_its_freshness() -> TestResult {
+    let api = start().await?;
+    let checkpoint = Checkpoint {
+        partition: 0,
+        next_offset: 5,
+        event_time_micros: 1_700_000_000_000_000,
+    };
+    api.checkpoints.save(PROJECTION, &[checkpoint]).await?;
+    let (status, body) = api.get(&freshness_path("acme", ""), Some(&token("acme"))).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["freshness"]["partitions"]["0"]["applied_offset"], 5);
+    assert_eq!(
+        body["freshness"]["partitions"]["0"]["event_time_micros"],
+        1_700_000_000_000_000_i64
+    );
+    assert_eq!(body["stale"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_your_writes_waits_then_fails_or_answers_stale_as_asked() -> TestResult {
+    let api = start().await?;
+    let at = |next_offset| Checkpoint {
+        partition: 0,
+        next_offset,
+        event_time_micros: next_offset,
+    };
+    api.checkpoints.save(PROJECTION, &[at(5)]).await?;
+    let acme = token("acme");
+
+    let (status, body) = api
+        .get(&freshness_path("acme", "?after=0:9&wait_ms=200"), Some(&acme))
+        .await?;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("not_fresh")),
+        "{body}"
+    );
+    assert_eq!(
+        body["freshness"]["partitions"]["0"]["applied_offset"], 5,
+        "the 503 says how far it got"
+    );
+
+    let (status, body) = api
+        .get(
+            &freshness_path("acme", "?after=0:9&wait_ms=200&on_timeout=stale"),
+            Some(&acme),
+        )
+        .await?;
+    assert_eq!((status, &body["stale"]), (200, &Value::Bool(true)));
+
+    // The projection reaches offset 9 while the request waits.
+    let checkpoints = Arc::clone(&api.checkpoints);
+    let catch_up = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        checkpoints.save(PROJECTION, &[at(10)]).await
+    });
+    let (status, body) = api
+        .get(&freshness_path("acme", "?after=0:9&wait_ms=3000"), Some(&acme))
+        .await?;
+    catch_up.await??;
+    assert_eq!((status, &body["stale"]), (200, &Value::Bool(false)), "{body}");
+    assert_eq!(body["freshness"]["partitions"]["0"]["applied_offset"], 10);
+    Ok(())
+}
+
+#[test]
+fn the_openapi_document_describes_every_route() -> TestResult {
+    let document: Value = serde_json::from_str(OPENAPI)?;
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths: BTreeMap<String, Value> = serde_json::from_value(document["paths"].clone())?;
+    for route in [
+        "/v1/tenants/{tenant}/projections/{projection}/freshness",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains_key(route), "{route} is not described");
+    }
+    let codes = &document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+    for code in ["unauthorized", "not_found", "bad_parameter", "not_fresh"] {
+        assert!(
+            codes.as_array().is_some_and(|all| all.iter().any(|c| c == code)),
+            "error code {code} is not described"
+        );
+    }
+    Ok(())
+}
