@@ -1,0 +1,297 @@
+//! Keel's projector.
+//!
+//! Consumes `keel.events` (`read_committed`) and builds read models in the CQL store. Today it
+//! keeps the two trails, built from envelope metadata only: the **audit trail per stream**
+//! (every event with its actor, delegation, the rule that allowed it, time, causation,
+//! correlation, compensation and chain hash) and the **activity trail per actor** (everything
+//! an actor did, across streams, in time order). The domain projections, whose personal
+//! fields stay sealed at rest, come with the event core.
+//!
+//! **Exactly once in effect.** Delivery is at least once; every row is written
+//! `USING TIMESTAMP <log offset>` and keyed by what it describes, so applying an event twice
+//! rewrites the same row with the same values. After a batch's rows, the checkpoint of each
+//! partition (next offset, last event time) is saved, then the Kafka offsets committed; on
+//! restart, events before the checkpoint are skipped. **Freshness**: the log heads of the
+//! assigned partitions are saved about once a second, so the query API can tell lag.
+
+pub use keel_trails::{ACTIVITY, AUDIT, EnvelopeReader, EventMeta, Trails};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Head};
+use keel_kafka::clients;
+use keel_service::{Readiness, serve_ops, telemetry};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use scylla::client::session_builder::SessionBuilder;
+
+/// Configuration of one projector instance.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// CQL contact points.
+    pub cql_nodes: Vec<String>,
+    /// Keyspace of the projections and checkpoints.
+    pub keyspace: String,
+    /// The events topic.
+    pub events_topic: String,
+    /// Consumer group of the projector instances.
+    pub group_id: String,
+    /// This instance's stable id (static group membership).
+    pub instance_id: String,
+    /// Address of /healthz, /readyz, /metrics.
+    pub ops_addr: SocketAddr,
+    /// Most events applied per batch.
+    pub max_batch: usize,
+}
+
+/// Runs the projector until `shutdown` resolves.
+pub async fn run<R: EnvelopeReader>(
+    config: ProjectorConfig,
+    reader: R,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    readiness.set("progress", false, "starting");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(config.ops_addr)
+        .await
+        .context("binding the ops address")?;
+    let ops = tokio::spawn(serve_ops(
+        listener,
+        readiness.clone(),
+        telemetry::metrics_handle(),
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    let session = SessionBuilder::new()
+        .known_nodes(&config.cql_nodes)
+        .build()
+        .await
+        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                config.keyspace
+            ),
+            &[],
+        )
+        .await?;
+    session.use_keyspace(&config.keyspace, true).await?;
+    let session = Arc::new(session);
+    let trails = Trails::new(Arc::clone(&session)).await?;
+    let checkpoints = CqlCheckpoints::new(session).await?;
+    readiness.set("cql", true, "connected");
+
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    consumer_config.set(
+        "group.instance.id",
+        format!("{}-{}", config.group_id, config.instance_id),
+    );
+    let consumer: StreamConsumer = consumer_config.create()?;
+    consumer.subscribe(&[&config.events_topic])?;
+
+    let mut projector = Projector {
+        config,
+        reader,
+        consumer,
+        trails,
+        checkpoints,
+        readiness,
+        positions: HashMap::new(),
+    };
+    let outcome = projector.run(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = ops.await;
+    outcome
+}
+
+struct Projector<R> {
+    config: ProjectorConfig,
+    reader: R,
+    consumer: StreamConsumer,
+    trails: Trails,
+    checkpoints: CqlCheckpoints,
+    readiness: Readiness,
+    /// Per partition: the next offset not yet applied, loaded from the checkpoint.
+    positions: HashMap<i32, i64>,
+}
+
+impl<R: EnvelopeReader> Projector<R> {
+    async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut last_heads = Instant::now() - Duration::from_secs(10);
+        let mut failures = 0_u32;
+        loop {
+            let batch = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                batch = self.collect() => batch,
+            };
+            if last_heads.elapsed() >= Duration::from_secs(1) {
+                last_heads = Instant::now();
+                if let Err(error) = self.save_heads().await {
+                    tracing::warn!(%error, "saving log heads failed");
+                }
+            }
+            if batch.is_empty() {
+                self.readiness.set("progress", true, "caught up");
+                continue;
+            }
+            match self.apply(&batch).await {
+                Ok(()) => {
+                    failures = 0;
+                    self.readiness.set("progress", true, "applying");
+                }
+                Err(error) => {
+                    // Nothing is skipped: rewind to the checkpoints and try again, visibly.
+                    failures += 1;
+                    tracing::error!(%error, failures, "applying events failed; retrying from the checkpoints");
+                    self.readiness
+                        .set("progress", false, format!("{failures} failures, last: {error:#}"));
+                    metrics::counter!("keel_projector_batch_failures_total").increment(1);
+                    self.positions.clear();
+                    self.rewind(&batch)?;
+                    tokio::time::sleep(Duration::from_millis(100u64 << failures.min(6))).await;
+                }
+            }
+        }
+    }
+
+    async fn collect(&mut self) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while batch.len() < self.config.max_batch {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Ok(message)) => {
+                    if batch.is_empty() {
+                        deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+                    }
+                    batch.push(message.detach());
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "consuming events failed");
+                    break;
+                }
+            }
+        }
+        batch
+    }
+
+    fn rewind(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in batch {
+            first.entry(message.partition()).or_insert(message.offset());
+        }
+        for (partition, offset) in first {
+            self.consumer.seek(
+                &self.config.events_topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The next offset to apply of `partition`, from the checkpoint the first time.
+    async fn position(&mut self, partition: i32) -> anyhow::Result<i64> {
+        if let Some(position) = self.positions.get(&partition) {
+            return Ok(*position);
+        }
+        let stored = self.checkpoints.checkpoints(AUDIT).await?;
+        let position = stored
+            .iter()
+            .find(|c| c.partition == partition)
+            .map_or(0, |c| c.next_offset);
+        self.positions.insert(partition, position);
+        Ok(position)
+    }
+
+    async fn apply(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        for message in batch {
+            let position = self.position(message.partition()).await?;
+            if message.offset() < position {
+                continue; // applied before the last restart
+            }
+            let meta = self
+                .reader
+                .read(message.payload().unwrap_or_default())
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "event {}/{}/{} does not read: {error}",
+                        self.config.events_topic,
+                        message.partition(),
+                        message.offset()
+                    )
+                })?;
+            last.insert(message.partition(), (message.offset(), meta.recorded_at_micros));
+            events.push((message.partition(), message.offset(), meta));
+        }
+        self.trails.write(&events).await?;
+        let saved: Vec<Checkpoint> = last
+            .iter()
+            .map(|(&partition, &(offset, time))| Checkpoint {
+                partition,
+                next_offset: offset + 1,
+                event_time_micros: time,
+            })
+            .collect();
+        for projection in [AUDIT, ACTIVITY] {
+            self.checkpoints.save(projection, &saved).await?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for checkpoint in &saved {
+            self.positions.insert(checkpoint.partition, checkpoint.next_offset);
+            offsets.add_partition_offset(
+                &self.config.events_topic,
+                checkpoint.partition,
+                Offset::Offset(checkpoint.next_offset),
+            )?;
+        }
+        if offsets.count() > 0 {
+            // Only a hint for where to resume: the checkpoints above are the truth.
+            self.consumer.commit(&offsets, CommitMode::Async)?;
+        }
+        metrics::counter!("keel_projector_events_total").increment(events.len() as u64);
+        Ok(())
+    }
+
+    async fn save_heads(&self) -> anyhow::Result<()> {
+        let assignment = self.consumer.assignment()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)?;
+        let mut heads = Vec::new();
+        for element in assignment.elements() {
+            let partition = element.partition();
+            let (_, high) = tokio::task::block_in_place(|| {
+                self.consumer
+                    .fetch_watermarks(&self.config.events_topic, partition, Duration::from_secs(5))
+            })?;
+            heads.push(Head {
+                partition,
+                head_offset: high,
+                observed_at_micros: now,
+            });
+            let applied = self.positions.get(&partition).copied().unwrap_or(0);
+            metrics::gauge!("keel_projector_lag_events", "partition" => partition.to_string())
+                .set((high - applied).max(0) as f64);
+        }
+        for projection in [AUDIT, ACTIVITY] {
+            self.checkpoints.save_heads(projection, &heads).await?;
+        }
+        Ok(())
+    }
+}
