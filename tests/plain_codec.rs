@@ -56,6 +56,10 @@ pub struct PlainEvent {
     pub event_type: String,
     /// Causing command.
     pub command_id: Uuid,
+    /// Its correlation id.
+    pub correlation_id: Uuid,
+    /// When recorded, microseconds since the Unix epoch.
+    pub recorded_at_micros: i64,
     /// Acting actor.
     pub actor: Actor,
     /// On whose behalf.
@@ -149,6 +153,8 @@ impl Codec<Customer> for PlainCodec {
                 version: head.version + index as u64 + 1,
                 event_type: event.event_type().to_owned(),
                 command_id: context.command_id,
+                correlation_id: context.correlation_id,
+                recorded_at_micros: context.recorded_at_micros,
                 actor: context.principal.actor.clone(),
                 on_behalf_of: context.principal.on_behalf_of.clone(),
                 authorization: context.authorization.clone(),
@@ -189,5 +195,27 @@ impl Codec<Customer> for PlainCodec {
 
     fn decode_result(&self, bytes: &[u8]) -> Result<CommandResult, CodecError> {
         serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))
+    }
+}
+
+impl keel_trails::EnvelopeReader for PlainCodec {
+    fn read(&self, bytes: &[u8]) -> Result<keel_trails::EventMeta, String> {
+        let event: PlainEvent = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
+        Ok(keel_trails::EventMeta {
+            event_id: event.event_id,
+            tenant: event.tenant,
+            stream: event.stream,
+            version: event.version,
+            event_type: event.event_type,
+            recorded_at_micros: event.recorded_at_micros,
+            command_id: event.command_id,
+            correlation_id: event.correlation_id,
+            actor: event.actor,
+            on_behalf_of: event.on_behalf_of,
+            authorization: event.authorization,
+            compensates: event.compensates,
+            hash: event.hash,
+            prev_hash: event.prev_hash,
+        })
     }
 }

@@ -8,8 +8,8 @@
 //! in one table (`error.rs`). `/openapi.json` describes the API; `/healthz`, `/readyz` and
 //! `/metrics` are served beside it.
 //!
-//! The projection routes arrive with the projector; today the API serves each projection's
-//! freshness.
+//! Routes today: a stream's audit trail, an actor's activity trail, and each projection's
+//! freshness. The domain projections' routes arrive with the event core.
 
 mod error;
 pub mod fresh;
@@ -25,9 +25,10 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use keel_auth::{Authenticator, Principal, TenantsFile};
+use keel_auth::{Actor, ActorKind, Authenticator, Principal, TenantsFile};
 use keel_checkpoints::{Checkpoints, CqlCheckpoints};
 use keel_service::{Readiness, ops_router, telemetry};
+use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, Trails};
 use scylla::client::session_builder::SessionBuilder;
 use serde::Serialize;
 
@@ -63,7 +64,7 @@ pub struct QueryConfig {
         long,
         env = "KEEL_QUERY_PROJECTIONS",
         value_delimiter = ',',
-        default_value = "customer_profiles.v1"
+        default_value = "audit_trail.v1,actor_activity.v1"
     )]
     pub projections: Vec<String>,
     /// Longest read-your-writes wait a client may ask for, in ms.
@@ -80,6 +81,8 @@ pub struct AppState<C> {
     pub authenticator: Authenticator,
     /// Projection checkpoints, for freshness.
     pub checkpoints: C,
+    /// The audit and activity trails.
+    pub trails: Trails,
     /// The projections served.
     pub projections: Vec<String>,
     /// The longest read-your-writes wait.
@@ -130,6 +133,78 @@ async fn freshness<C: Checkpoints>(
     }))
 }
 
+/// An id from the path: present, at most 256 bytes, no control characters.
+fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+        return Err(ApiError::BadParameter {
+            name,
+            reason: "must be 1 to 256 bytes without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A stream's audit trail: who did what, in what order, on whose behalf, allowed by which
+/// rule, with the chain hashes that prove it.
+async fn audit<C: Checkpoints>(
+    State(state): State<Arc<AppState<C>>>,
+    Path((tenant, stream)): Path<(String, String)>,
+    Query(consistency): Query<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<Vec<AuditEntry>>>, ApiError> {
+    let started = std::time::Instant::now();
+    state.principal(&tenant, &headers)?;
+    path_id("stream", &stream)?;
+    let (freshness, stale) = wait_for(&state.checkpoints, AUDIT, &consistency, state.max_wait).await?;
+    let entries = state
+        .trails
+        .audit(&tenant, &stream)
+        .await
+        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
+    if entries.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    metrics::histogram!("keel_query_seconds", "route" => "audit").record(started.elapsed().as_secs_f64());
+    Ok(Json(Fresh {
+        data: entries,
+        freshness,
+        stale,
+    }))
+}
+
+/// Everything an actor did in the tenant, across streams, in time order.
+async fn activity<C: Checkpoints>(
+    State(state): State<Arc<AppState<C>>>,
+    Path((tenant, kind, id)): Path<(String, String, String)>,
+    Query(consistency): Query<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<Vec<ActivityEntry>>>, ApiError> {
+    let started = std::time::Instant::now();
+    state.principal(&tenant, &headers)?;
+    path_id("actor_id", &id)?;
+    let kind: ActorKind =
+        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| ApiError::BadParameter {
+            name: "actor_kind",
+            reason: "expected human, agent, service or system".into(),
+        })?;
+    let (freshness, stale) = wait_for(&state.checkpoints, ACTIVITY, &consistency, state.max_wait).await?;
+    let actor = Actor { kind, id };
+    let entries = state
+        .trails
+        .activity(&tenant, &actor)
+        .await
+        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
+    if entries.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    metrics::histogram!("keel_query_seconds", "route" => "activity").record(started.elapsed().as_secs_f64());
+    Ok(Json(Fresh {
+        data: entries,
+        freshness,
+        stale,
+    }))
+}
+
 /// The API's routes over `state`.
 pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
     Router::new()
@@ -137,6 +212,8 @@ pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
             "/v1/tenants/{tenant}/projections/{projection}/freshness",
             get(freshness::<C>),
         )
+        .route("/v1/tenants/{tenant}/streams/{stream}/audit", get(audit::<C>))
+        .route("/v1/tenants/{tenant}/actors/{kind}/{id}/activity", get(activity::<C>))
         .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -167,12 +244,15 @@ pub async fn run(
         )
         .await?;
     session.use_keyspace(&config.keyspace, true).await?;
-    let checkpoints = CqlCheckpoints::new(Arc::new(session)).await?;
+    let session = Arc::new(session);
+    let trails = Trails::new(Arc::clone(&session)).await?;
+    let checkpoints = CqlCheckpoints::new(session).await?;
     readiness.set("cql", true, "connected");
 
     let state = AppState {
         authenticator,
         checkpoints,
+        trails,
         projections: config.projections.clone(),
         max_wait: Duration::from_millis(config.max_wait_ms),
     };

@@ -12,7 +12,7 @@ use keel_query::{AppState, OPENAPI, router};
 use keel_testkit::{TestKeyspace, TestResult};
 use serde_json::Value;
 
-const PROJECTION: &str = "customer_profiles.v1";
+const PROJECTION: &str = "audit_trail.v1";
 
 fn key(tenant: &str) -> SigningKey {
     SigningKey::from_bytes(&[if tenant == "acme" { 1 } else { 2 }; 32])
@@ -47,7 +47,9 @@ struct Api {
 
 async fn start() -> TestResult<Api> {
     let keyspace = TestKeyspace::create("query").await?;
-    let checkpoints = Arc::new(CqlCheckpoints::new(Arc::new(keyspace.into_session())).await?);
+    let session = Arc::new(keyspace.into_session());
+    let trails = keel_trails::Trails::new(Arc::clone(&session)).await?;
+    let checkpoints = Arc::new(CqlCheckpoints::new(session).await?);
     let tenants: HashMap<String, TenantAuth> = ["acme", "globex"]
         .into_iter()
         .map(|tenant| {
@@ -61,6 +63,7 @@ async fn start() -> TestResult<Api> {
     let state = AppState {
         authenticator: Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
         checkpoints: Arc::clone(&checkpoints),
+        trails,
         projections: vec![PROJECTION.into()],
         max_wait: Duration::from_secs(3),
     };
@@ -193,6 +196,8 @@ fn the_openapi_document_describes_every_route() -> TestResult {
     let paths: BTreeMap<String, Value> = serde_json::from_value(document["paths"].clone())?;
     for route in [
         "/v1/tenants/{tenant}/projections/{projection}/freshness",
+        "/v1/tenants/{tenant}/streams/{stream}/audit",
+        "/v1/tenants/{tenant}/actors/{kind}/{id}/activity",
         "/healthz",
         "/readyz",
         "/metrics",
