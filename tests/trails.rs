@@ -204,6 +204,26 @@ async fn one_query_tells_who_did_what_on_whose_behalf_in_order_and_the_chain() -
     );
     assert_eq!(agent().id, "support-bot");
 
+    // Caught up, the projection reports no lag (transaction markers are not events).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let lags = loop {
+        let (_, body) = get(
+            &base,
+            "/v1/tenants/acme/projections/audit_trail.v1/freshness",
+            &agent_credential("acme"),
+        )
+        .await?;
+        let lags: Vec<i64> = body["freshness"]["partitions"]
+            .as_object()
+            .map(|partitions| partitions.values().filter_map(|p| p["lag_events"].as_i64()).collect())
+            .unwrap_or_default();
+        if (lags.len() == 2 && lags.iter().all(|lag| *lag == 0)) || tokio::time::Instant::now() >= deadline {
+            break lags;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(lags, [0, 0], "lag per partition once caught up");
+
     // Another tenant's credential learns nothing.
     let (status, body) = get(&base, "/v1/tenants/acme/streams/c-1/audit", &agent_credential("globex")).await?;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));

@@ -30,24 +30,38 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use scylla::client::session_builder::SessionBuilder;
 
-/// Configuration of one projector instance.
-#[derive(Debug, Clone)]
+/// Configuration of one projector instance: flags, each also a `KEEL_*` variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "keel-projector", about = "Keel's projector", version)]
 pub struct ProjectorConfig {
     /// Kafka bootstrap servers.
+    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
-    /// CQL contact points.
+    /// CQL contact points, comma-separated.
+    #[arg(
+        long,
+        env = "KEEL_CQL_NODES",
+        default_value = "127.0.0.1:9042",
+        value_delimiter = ','
+    )]
     pub cql_nodes: Vec<String>,
     /// Keyspace of the projections and checkpoints.
+    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
     pub keyspace: String,
     /// The events topic.
+    #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
     pub events_topic: String,
     /// Consumer group of the projector instances.
+    #[arg(long, env = "KEEL_PROJECTOR_GROUP", default_value = "keel-projector")]
     pub group_id: String,
     /// This instance's stable id (static group membership).
+    #[arg(long, env = "KEEL_INSTANCE_ID", default_value = "projector-0")]
     pub instance_id: String,
     /// Address of /healthz, /readyz, /metrics.
+    #[arg(long, env = "KEEL_OPS_ADDR", default_value = "127.0.0.1:9102")]
     pub ops_addr: SocketAddr,
     /// Most events applied per batch.
+    #[arg(long, env = "KEEL_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
 }
 
@@ -108,6 +122,7 @@ pub async fn run<R: EnvelopeReader>(
         checkpoints,
         readiness,
         positions: HashMap::new(),
+        event_times: HashMap::new(),
     };
     let outcome = projector.run(shutdown).await;
     let _ = stop_tx.send(true);
@@ -124,6 +139,8 @@ struct Projector<R> {
     readiness: Readiness,
     /// Per partition: the next offset not yet applied, loaded from the checkpoint.
     positions: HashMap<i32, i64>,
+    /// Per partition: the time of the last event applied.
+    event_times: HashMap<i32, i64>,
 }
 
 impl<R: EnvelopeReader> Projector<R> {
@@ -144,12 +161,18 @@ impl<R: EnvelopeReader> Projector<R> {
             }
             if batch.is_empty() {
                 self.readiness.set("progress", true, "caught up");
+                if let Err(error) = self.advance_past_markers().await {
+                    tracing::warn!(%error, "advancing checkpoints past transaction markers failed");
+                }
                 continue;
             }
             match self.apply(&batch).await {
                 Ok(()) => {
                     failures = 0;
                     self.readiness.set("progress", true, "applying");
+                    if let Err(error) = self.advance_past_markers().await {
+                        tracing::warn!(%error, "advancing checkpoints past transaction markers failed");
+                    }
                 }
                 Err(error) => {
                     // Nothing is skipped: rewind to the checkpoints and try again, visibly.
@@ -209,11 +232,12 @@ impl<R: EnvelopeReader> Projector<R> {
             return Ok(*position);
         }
         let stored = self.checkpoints.checkpoints(AUDIT).await?;
-        let position = stored
-            .iter()
-            .find(|c| c.partition == partition)
-            .map_or(0, |c| c.next_offset);
+        let checkpoint = stored.iter().find(|c| c.partition == partition);
+        let position = checkpoint.map_or(0, |c| c.next_offset);
         self.positions.insert(partition, position);
+        if let Some(checkpoint) = checkpoint {
+            self.event_times.insert(partition, checkpoint.event_time_micros);
+        }
         Ok(position)
     }
 
@@ -254,6 +278,8 @@ impl<R: EnvelopeReader> Projector<R> {
         let mut offsets = TopicPartitionList::new();
         for checkpoint in &saved {
             self.positions.insert(checkpoint.partition, checkpoint.next_offset);
+            self.event_times
+                .insert(checkpoint.partition, checkpoint.event_time_micros);
             offsets.add_partition_offset(
                 &self.config.events_topic,
                 checkpoint.partition,
@@ -265,6 +291,39 @@ impl<R: EnvelopeReader> Projector<R> {
             self.consumer.commit(&offsets, CommitMode::Async)?;
         }
         metrics::counter!("keel_projector_events_total").increment(events.len() as u64);
+        Ok(())
+    }
+
+    /// Transactions leave a control marker after their records, so the last event of a
+    /// partition is not its last offset. Once everything delivered is applied, the consumer's
+    /// position (past markers and aborted records) is where the projection stands; saving it
+    /// lets a caught-up projection show no lag.
+    async fn advance_past_markers(&mut self) -> anyhow::Result<()> {
+        let positions = self.consumer.position()?;
+        let mut advanced = Vec::new();
+        for element in positions.elements() {
+            let (partition, Offset::Offset(position)) = (element.partition(), element.offset()) else {
+                continue;
+            };
+            let known = self.positions.get(&partition).copied();
+            if known.is_some_and(|known| position > known) {
+                let event_time_micros = self.event_times.get(&partition).copied().unwrap_or(0);
+                advanced.push(Checkpoint {
+                    partition,
+                    next_offset: position,
+                    event_time_micros,
+                });
+            }
+        }
+        if advanced.is_empty() {
+            return Ok(());
+        }
+        for projection in [AUDIT, ACTIVITY] {
+            self.checkpoints.save(projection, &advanced).await?;
+        }
+        for checkpoint in advanced {
+            self.positions.insert(checkpoint.partition, checkpoint.next_offset);
+        }
         Ok(())
     }
 
