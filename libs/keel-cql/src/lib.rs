@@ -46,6 +46,29 @@ pub fn is_permanent(error: &ExecutionError) -> bool {
     }
 }
 
+/// Connects to `nodes`, creates `keyspace` if it does not exist, and makes it the session's
+/// keyspace. Local keyspaces get replication factor 1; production keyspaces are created
+/// beforehand by `deploy/` with the replication they need (this then leaves them as they are).
+pub async fn connect(nodes: &[String], keyspace: &str) -> Result<Session, String> {
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(nodes)
+        .build()
+        .await
+        .map_err(|error| format!("connecting to the CQL store at {nodes:?}: {error}"))?;
+    let create = format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+    );
+    session
+        .query_unpaged(create, &[])
+        .await
+        .map_err(|error| format!("creating keyspace {keyspace}: {error}"))?;
+    session
+        .use_keyspace(keyspace, true)
+        .await
+        .map_err(|error| format!("using keyspace {keyspace}: {error}"))?;
+    Ok(session)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,6 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
-use scylla::client::session_builder::SessionBuilder;
 
 pub use codec::Codec;
 pub use config::HandlerConfig;
@@ -59,22 +58,9 @@ where
 
 /// Connects to the CQL store, creating the keyspace and tables of the decision state.
 async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState> {
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cql_nodes)
-        .build()
+    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
-        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-                config.keyspace
-            ),
-            &[],
-        )
-        .await
-        .with_context(|| format!("creating keyspace {}", config.keyspace))?;
-    session.use_keyspace(&config.keyspace, true).await?;
+        .map_err(anyhow::Error::msg)?;
     Ok(CqlHandlerState::new(Arc::new(session)).await?)
 }
 

@@ -28,7 +28,6 @@ use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use scylla::client::session_builder::SessionBuilder;
 
 /// Configuration of one projector instance: flags, each also a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Parser)]
@@ -86,21 +85,9 @@ pub async fn run<R: EnvelopeReader>(
         },
     ));
 
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cql_nodes)
-        .build()
+    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
-        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-                config.keyspace
-            ),
-            &[],
-        )
-        .await?;
-    session.use_keyspace(&config.keyspace, true).await?;
+        .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
     let trails = Trails::new(Arc::clone(&session)).await?;
     let checkpoints = CqlCheckpoints::new(session).await?;

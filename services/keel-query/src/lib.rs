@@ -29,7 +29,6 @@ use keel_auth::{Actor, ActorKind, Authenticator, Principal, TenantsFile};
 use keel_checkpoints::{Checkpoints, CqlCheckpoints};
 use keel_service::{Readiness, ops_router, telemetry};
 use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, Trails};
-use scylla::client::session_builder::SessionBuilder;
 use serde::Serialize;
 
 pub use error::ApiError;
@@ -229,21 +228,9 @@ pub async fn run(
     let readiness = Readiness::new();
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
     let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cql_nodes)
-        .build()
+    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
-        .with_context(|| format!("connecting to the CQL store at {:?}", config.cql_nodes))?;
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-                config.keyspace
-            ),
-            &[],
-        )
-        .await?;
-    session.use_keyspace(&config.keyspace, true).await?;
+        .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
     let trails = Trails::new(Arc::clone(&session)).await?;
     let checkpoints = CqlCheckpoints::new(session).await?;
