@@ -24,7 +24,11 @@ fn emitted_metrics() -> TestResult<BTreeSet<String>> {
                 let text = std::fs::read_to_string(&path)?;
                 for macro_name in ["counter!(", "gauge!(", "histogram!("] {
                     for piece in text.split(macro_name).skip(1) {
-                        if let Some(name) = piece.trim_start().strip_prefix('"').and_then(|rest| rest.split('"').next()) {
+                        if let Some(name) = piece
+                            .trim_start()
+                            .strip_prefix('"')
+                            .and_then(|rest| rest.split('"').next())
+                        {
                             names.insert(name.to_owned());
                         }
                     }
@@ -39,7 +43,12 @@ fn emitted_metrics() -> TestResult<BTreeSet<String>> {
 fn referenced(expr: &str) -> Vec<String> {
     expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|word| word.starts_with("keel_"))
-        .map(|word| word.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count").to_owned())
+        .map(|word| {
+            word.trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -47,7 +56,10 @@ fn check(exprs: &[String], emitted: &BTreeSet<String>, file: &str) {
     assert!(!exprs.is_empty(), "{file} has no expressions");
     for expr in exprs {
         for metric in referenced(expr) {
-            assert!(emitted.contains(&metric), "{file} uses {metric}, which no service emits (in `{expr}`)");
+            assert!(
+                emitted.contains(&metric),
+                "{file} uses {metric}, which no service emits (in `{expr}`)"
+            );
         }
     }
 }
@@ -55,9 +67,13 @@ fn check(exprs: &[String], emitted: &BTreeSet<String>, file: &str) {
 #[test]
 fn the_dashboard_names_only_metrics_the_services_emit() -> TestResult {
     let emitted = emitted_metrics()?;
-    assert!(emitted.contains("keel_handler_commands_total"), "the source scan finds metrics: {emitted:?}");
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("deploy/grafana/keel-dashboard.json"))?)?;
+    assert!(
+        emitted.contains("keel_handler_commands_total"),
+        "the source scan finds metrics: {emitted:?}"
+    );
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        root().join("deploy/grafana/keel-dashboard.json"),
+    )?)?;
     let exprs: Vec<String> = dashboard["panels"]
         .as_array()
         .into_iter()
@@ -73,14 +89,28 @@ fn the_dashboard_names_only_metrics_the_services_emit() -> TestResult {
 fn the_alert_rules_name_only_metrics_the_services_emit() -> TestResult {
     let emitted = emitted_metrics()?;
     let text = std::fs::read_to_string(root().join("deploy/grafana/alerts.yml"))?;
-    let json: String = text.lines().filter(|line| !line.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
+    let json: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     let rules: serde_json::Value = serde_json::from_str(&json)?;
-    let rules: Vec<&serde_json::Value> =
-        rules["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().into_iter().flatten()).collect();
+    let rules: Vec<&serde_json::Value> = rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .collect();
     for rule in &rules {
-        assert!(rule["alert"].is_string() && rule["expr"].is_string(), "a rule needs alert and expr: {rule}");
+        assert!(
+            rule["alert"].is_string() && rule["expr"].is_string(),
+            "a rule needs alert and expr: {rule}"
+        );
     }
-    let exprs: Vec<String> = rules.iter().filter_map(|rule| rule["expr"].as_str().map(str::to_owned)).collect();
+    let exprs: Vec<String> = rules
+        .iter()
+        .filter_map(|rule| rule["expr"].as_str().map(str::to_owned))
+        .collect();
     check(&exprs, &emitted, "alerts.yml");
     Ok(())
 }
