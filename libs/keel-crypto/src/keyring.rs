@@ -1,0 +1,266 @@
+//! The key service: finds or creates the data key to seal with, rotates it by policy,
+//! unwraps keys to open with, re-wraps under a new KEK epoch, and erases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::aead::DataKey;
+use crate::cache::KeyCache;
+use crate::{CryptoError, KekEpoch, KeyId, KeyLookup, KeyOwner, KeyVault, Kms, WrappedKey};
+
+/// When a data key gets a new version. Old versions stay readable until destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// Seals one process may make with one key version before rotating. Random 96-bit
+    /// nonces allow 2^32 seals per key in total; with N processes sealing under the same key,
+    /// keep this at or below 2^32 / N. The default, 2^30, leaves room for four.
+    pub max_seals: u64,
+    /// Age in seconds after which a key version is replaced.
+    pub max_age_secs: i64,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        Self {
+            max_seals: 1 << 30,
+            max_age_secs: 90 * 24 * 3600,
+        }
+    }
+}
+
+/// The key service over a [`Kms`] and a [`KeyVault`].
+pub struct KeyRing<K, V> {
+    kms: K,
+    vault: V,
+    policy: RotationPolicy,
+    cache: Mutex<KeyCache>,
+    seals: Mutex<HashMap<KeyId, u64>>,
+    /// The version each owner seals with now, and its creation time: spares a vault read per seal.
+    current: Mutex<HashMap<(String, KeyOwner), (KeyId, i64)>>,
+}
+
+impl<K, V> std::fmt::Debug for KeyRing<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, CryptoError> {
+    m.lock()
+        .map_err(|_| CryptoError::Store("key ring lock poisoned".into()))
+}
+
+impl<K: Kms, V: KeyVault> KeyRing<K, V> {
+    /// A key ring caching at most `cache_capacity` unwrapped keys.
+    pub fn new(kms: K, vault: V, policy: RotationPolicy, cache_capacity: usize) -> Self {
+        Self {
+            kms,
+            vault,
+            policy,
+            cache: Mutex::new(KeyCache::new(cache_capacity)),
+            seals: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The vault, e.g. for an admin listing.
+    pub fn vault(&self) -> &V {
+        &self.vault
+    }
+
+    /// The KMS.
+    pub fn kms(&self) -> &K {
+        &self.kms
+    }
+
+    /// The key to seal with for `owner` in `tenant`, rotating it first if the policy says so;
+    /// counts one seal against it. A destroyed subject or tenant cannot get new keys. While
+    /// the current key is cached, no vault read happens: a process that learns of an
+    /// erasure made elsewhere must call [`Self::evict_subject`] / [`Self::evict_tenant`].
+    pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
+        let slot = (tenant.to_owned(), owner.clone());
+        let known = lock(&self.current)?.get(&slot).cloned();
+        if let Some((id, created_at)) = known {
+            if !self.due(&id, created_at)? {
+                if let Some(key) = lock(&self.cache)?.get(&id) {
+                    self.count(&id)?;
+                    return Ok((id, key));
+                }
+            }
+        }
+        for _ in 0..3 {
+            let next_version = match self.vault.latest(tenant, owner).await? {
+                KeyLookup::Destroyed => return Err(CryptoError::TenantDestroyed(tenant.to_owned())),
+                KeyLookup::Unknown => 1,
+                KeyLookup::Live(key) => {
+                    if !self.due(&key.id, key.created_at)? {
+                        let data_key = self.unwrap_cached(&key).await?;
+                        lock(&self.current)?.insert(slot.clone(), (key.id.clone(), key.created_at));
+                        self.count(&key.id)?;
+                        return Ok((key.id, data_key));
+                    }
+                    key.id.version + 1
+                }
+            };
+            let id = KeyId {
+                tenant: tenant.to_owned(),
+                owner: owner.clone(),
+                version: next_version,
+            };
+            match self.create(&id).await {
+                Ok(data_key) => {
+                    lock(&self.current)?.insert(slot.clone(), (id.clone(), now_secs()));
+                    self.count(&id)?;
+                    return Ok((id, data_key));
+                }
+                Err(CryptoError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CryptoError::Conflict {
+            tenant: tenant.to_owned(),
+            key_id: format!("{owner:?}"),
+        })
+    }
+
+    /// The key to open with; `None` if it was destroyed (the data it sealed is erased).
+    pub async fn open_key(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
+        if let Some(key) = lock(&self.cache)?.get(id) {
+            return Ok(Some(key));
+        }
+        match self.vault.get(id).await? {
+            KeyLookup::Live(key) => match self.unwrap_cached(&key).await {
+                Ok(k) => Ok(Some(k)),
+                Err(CryptoError::TenantDestroyed(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            KeyLookup::Destroyed => Ok(None),
+            KeyLookup::Unknown => Err(CryptoError::KeyNotFound {
+                tenant: id.tenant.clone(),
+                key_id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Seals made with a key version by this process.
+    pub fn seal_count(&self, id: &KeyId) -> u64 {
+        lock(&self.seals).map(|s| s.get(id).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Starts a new KEK epoch and re-wraps every live data key of the tenant under it.
+    /// Returns the new epoch; older epochs can then be destroyed with [`Self::destroy_epoch`].
+    pub async fn rotate_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
+        let epoch = self.kms.new_epoch(tenant).await?;
+        for key in self.vault.live_keys(tenant).await? {
+            if key.epoch == epoch {
+                continue;
+            }
+            let context = key.id.to_string();
+            let raw = self.kms.unwrap(tenant, key.epoch, &context, &key.wrapped).await?;
+            let wrapped = self.kms.wrap(tenant, epoch, &context, &raw).await?;
+            self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await?;
+        }
+        Ok(epoch)
+    }
+
+    /// Destroys a KEK epoch; refuses while live keys are still wrapped under it.
+    pub async fn destroy_epoch(&self, tenant: &str, epoch: KekEpoch) -> Result<(), CryptoError> {
+        let live = self
+            .vault
+            .live_keys(tenant)
+            .await?
+            .iter()
+            .filter(|k| k.epoch == epoch)
+            .count();
+        if live > 0 {
+            return Err(CryptoError::EpochInUse {
+                tenant: tenant.to_owned(),
+                epoch,
+                live,
+            });
+        }
+        self.kms.destroy_epoch(tenant, epoch).await
+    }
+
+    /// Destroys every version of a subject's key: its personal fields open as erased.
+    pub async fn erase_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
+        self.vault.destroy_subject(tenant, subject).await?;
+        self.evict_subject(tenant, subject)
+    }
+
+    /// Destroys every key of a tenant and its KEKs: nothing of the tenant opens again.
+    pub async fn erase_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
+        self.vault.destroy_tenant(tenant).await?;
+        self.kms.destroy_tenant(tenant).await?;
+        self.evict_tenant(tenant)
+    }
+
+    /// Drops a subject's unwrapped keys from the cache (e.g. on an erasure seen elsewhere).
+    pub fn evict_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
+        lock(&self.cache)?.evict_subject(tenant, subject);
+        lock(&self.current)?.retain(|(t, o), _| !(t == tenant && o == &KeyOwner::Subject(subject.to_owned())));
+        Ok(())
+    }
+
+    /// Drops every unwrapped key of a tenant from the cache.
+    pub fn evict_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
+        lock(&self.cache)?.evict_tenant(tenant);
+        lock(&self.current)?.retain(|(t, _), _| t != tenant);
+        Ok(())
+    }
+
+    /// How many unwrapped keys the cache holds.
+    pub fn cached_keys(&self) -> usize {
+        lock(&self.cache).map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn due(&self, id: &KeyId, created_at: i64) -> Result<bool, CryptoError> {
+        let seals = lock(&self.seals)?.get(id).copied().unwrap_or(0);
+        Ok(seals >= self.policy.max_seals || now_secs().saturating_sub(created_at) >= self.policy.max_age_secs)
+    }
+
+    fn count(&self, id: &KeyId) -> Result<(), CryptoError> {
+        *lock(&self.seals)?.entry(id.clone()).or_insert(0) += 1;
+        Ok(())
+    }
+
+    async fn create(&self, id: &KeyId) -> Result<Arc<DataKey>, CryptoError> {
+        let (data_key, raw) = DataKey::generate();
+        let epoch = self.kms.current_epoch(&id.tenant).await?;
+        let wrapped = self.kms.wrap(&id.tenant, epoch, &id.to_string(), &raw).await?;
+        let key = WrappedKey {
+            id: id.clone(),
+            epoch,
+            wrapped,
+            created_at: now_secs(),
+        };
+        self.vault.insert(&key).await?;
+        let data_key = Arc::new(data_key);
+        let mut cache = lock(&self.cache)?;
+        cache.evict_owner(&id.tenant, &id.owner);
+        cache.insert(id.clone(), Arc::clone(&data_key));
+        Ok(data_key)
+    }
+
+    async fn unwrap_cached(&self, key: &WrappedKey) -> Result<Arc<DataKey>, CryptoError> {
+        if let Some(k) = lock(&self.cache)?.get(&key.id) {
+            return Ok(k);
+        }
+        let raw = self
+            .kms
+            .unwrap(&key.id.tenant, key.epoch, &key.id.to_string(), &key.wrapped)
+            .await?;
+        let data_key = Arc::new(DataKey::from_bytes(&raw)?);
+        lock(&self.cache)?.insert(key.id.clone(), Arc::clone(&data_key));
+        Ok(data_key)
+    }
+}

@@ -1,0 +1,251 @@
+//! Sealing and opening event payloads.
+//!
+//! Layout of a [`SealedPayload`]: each personal field's value is Avro-encoded under its own
+//! field schema and sealed with its subject's current data key into `sealed_fields`
+//! (path, subject id, key id, nonce, ciphertext); in the payload it is replaced by a neutral
+//! value (empty string, zero, first union branch...). The remaining payload is Avro-encoded
+//! under the payload schema and sealed with the tenant's current data key. Associated data
+//! binds tenant, stream, event id, field path (or schema name for the payload) and key id.
+
+use std::collections::BTreeSet;
+
+use apache_avro::types::Value;
+use apache_avro::{from_avro_datum, to_avro_datum};
+use keel_envelope::{KeyRef, KeyScope, SealedField, SealedPayload};
+
+use crate::aead::{DataKey, associated_data};
+use crate::schema::{PayloadSchema, get, get_mut, neutral};
+use crate::{CryptoError, KeyId, KeyOwner, KeyRing, KeyVault, Kms};
+
+/// Where a payload belongs; every part is bound into the associated data.
+#[derive(Debug, Clone, Copy)]
+pub struct SealContext<'a> {
+    /// Tenant id.
+    pub tenant: &'a str,
+    /// Stream id.
+    pub stream: &'a str,
+    /// Event id.
+    pub event_id: &'a str,
+}
+
+/// A sealed payload and the keys that sealed it, ready for the event envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    /// The envelope's `payload`.
+    pub payload: SealedPayload,
+    /// The envelope's `key_refs`: the tenant key, then one per subject key used.
+    pub key_refs: Vec<KeyRef>,
+    /// The data subjects whose fields were sealed, for the envelope's `data_subjects`.
+    pub data_subjects: Vec<String>,
+}
+
+/// Whether a personal field could be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldState {
+    /// Opened; its value is in the payload.
+    Open,
+    /// Its subject's key was destroyed; the payload holds the neutral value. Render as erased.
+    Erased,
+}
+
+/// One personal field after opening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedField {
+    /// Dotted path in the payload.
+    pub path: String,
+    /// Whose data it is.
+    pub subject_id: String,
+    /// Opened or erased.
+    pub state: FieldState,
+}
+
+/// An opened payload: the value under the writer schema and the state of each personal field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// The payload; resolve it to the current schema and upcast as keel-envelope does.
+    pub value: Value,
+    /// Every personal field, open or erased.
+    pub fields: Vec<OpenedField>,
+}
+
+impl Opened {
+    /// Whether the field at `path` was erased.
+    pub fn is_erased(&self, path: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|f| f.path == path && f.state == FieldState::Erased)
+    }
+}
+
+fn payload_aad(ctx: &SealContext<'_>, schema_name: &str, key_id: &str) -> Vec<u8> {
+    associated_data(
+        "keel/payload/v1",
+        &[ctx.tenant, ctx.stream, ctx.event_id, schema_name, key_id],
+    )
+}
+
+fn field_aad(ctx: &SealContext<'_>, path: &str, subject: &str, key_id: &str) -> Vec<u8> {
+    associated_data(
+        "keel/field/v1",
+        &[ctx.tenant, ctx.stream, ctx.event_id, path, subject, key_id],
+    )
+}
+
+fn subject_of(value: &Value, names: &[String], path: &str) -> Result<String, CryptoError> {
+    match get(value, names) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Uuid(u)) => Ok(u.to_string()),
+        Some(Value::Union(_, inner)) => match inner.as_ref() {
+            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
+        },
+        _ => Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
+    }
+}
+
+impl<K: Kms, V: KeyVault> KeyRing<K, V> {
+    /// Seals a payload value (a record of `schema`) for one event.
+    pub async fn seal(
+        &self,
+        schema: &PayloadSchema,
+        ctx: SealContext<'_>,
+        value: Value,
+    ) -> Result<Sealed, CryptoError> {
+        let mut value = value
+            .resolve(&schema.schema)
+            .map_err(|e| CryptoError::Payload(format!("value does not fit {}: {e}", schema.name)))?;
+        let mut sealed_fields = Vec::with_capacity(schema.personal.len());
+        let mut key_refs = Vec::new();
+        let mut subjects = BTreeSet::new();
+        for field in &schema.personal {
+            let subject = subject_of(&value, &field.subject_names, &field.path)?;
+            let slot = get_mut(&mut value, &field.names)
+                .ok_or_else(|| CryptoError::Payload(format!("missing personal field {}", field.path)))?;
+            let plain = std::mem::replace(slot, neutral(&field.schema)?);
+            let bytes = zeroize::Zeroizing::new(
+                to_avro_datum(&field.schema, plain)
+                    .map_err(|e| CryptoError::Payload(format!("field {}: {e}", field.path)))?,
+            );
+            let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Subject(subject.clone())).await?;
+            let key_id = id.short();
+            let (nonce, ciphertext) = key.seal(&field_aad(&ctx, &field.path, &subject, &key_id), &bytes)?;
+            if !key_refs
+                .iter()
+                .any(|r: &KeyRef| r.key_id == key_id && r.subject_id.as_deref() == Some(subject.as_str()))
+            {
+                key_refs.push(key_ref(&id));
+            }
+            subjects.insert(subject.clone());
+            sealed_fields.push(SealedField {
+                path: field.path.clone(),
+                subject_id: subject,
+                key_id,
+                nonce: nonce.to_vec(),
+                ciphertext,
+            });
+        }
+        let body = zeroize::Zeroizing::new(
+            to_avro_datum(&schema.schema, value).map_err(|e| CryptoError::Payload(format!("{}: {e}", schema.name)))?,
+        );
+        let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Tenant).await?;
+        let key_id = id.short();
+        let (nonce, ciphertext) = key.seal(&payload_aad(&ctx, &schema.name, &key_id), &body)?;
+        key_refs.insert(0, key_ref(&id));
+        Ok(Sealed {
+            payload: SealedPayload {
+                schema_name: schema.name.clone(),
+                key_id,
+                nonce: nonce.to_vec(),
+                ciphertext,
+                sealed_fields,
+            },
+            key_refs,
+            data_subjects: subjects.into_iter().collect(),
+        })
+    }
+
+    /// Opens a sealed payload with its writer schema. A field whose subject key was destroyed
+    /// comes back [`FieldState::Erased`]; any tampering is [`CryptoError::Open`]; a destroyed
+    /// tenant is [`CryptoError::TenantDestroyed`].
+    pub async fn open(
+        &self,
+        schema: &PayloadSchema,
+        ctx: SealContext<'_>,
+        sealed: &SealedPayload,
+    ) -> Result<Opened, CryptoError> {
+        if sealed.schema_name != schema.name {
+            return Err(CryptoError::Malformed(format!(
+                "payload of {} opened with {}",
+                sealed.schema_name, schema.name
+            )));
+        }
+        let tenant_key = KeyId::parse(ctx.tenant, None, &sealed.key_id)?;
+        let key = self
+            .open_key(&tenant_key)
+            .await?
+            .ok_or_else(|| CryptoError::TenantDestroyed(ctx.tenant.to_owned()))?;
+        let body = key.open(
+            &payload_aad(&ctx, &schema.name, &sealed.key_id),
+            &sealed.nonce,
+            &sealed.ciphertext,
+            "payload",
+        )?;
+        let mut value = decode(&schema.schema, &body, &schema.name)?;
+        let mut fields = Vec::with_capacity(sealed.sealed_fields.len());
+        for field in &sealed.sealed_fields {
+            let personal = schema.personal_field(&field.path).ok_or_else(|| {
+                CryptoError::Malformed(format!("{} is not a personal field of {}", field.path, schema.name))
+            })?;
+            let id = KeyId::parse(ctx.tenant, Some(&field.subject_id), &field.key_id)?;
+            let state = match self.open_key(&id).await? {
+                None => FieldState::Erased,
+                Some(key) => {
+                    let plain = open_field(&key, &ctx, field)?;
+                    let field_value = decode(&personal.schema, &plain, &field.path)?;
+                    let slot = get_mut(&mut value, &personal.names)
+                        .ok_or_else(|| CryptoError::Malformed(format!("missing field {}", field.path)))?;
+                    *slot = field_value;
+                    FieldState::Open
+                }
+            };
+            fields.push(OpenedField {
+                path: field.path.clone(),
+                subject_id: field.subject_id.clone(),
+                state,
+            });
+        }
+        Ok(Opened { value, fields })
+    }
+}
+
+fn open_field(
+    key: &DataKey,
+    ctx: &SealContext<'_>,
+    field: &SealedField,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+    let aad = field_aad(ctx, &field.path, &field.subject_id, &field.key_id);
+    key.open(&aad, &field.nonce, &field.ciphertext, &field.path)
+}
+
+fn decode(schema: &apache_avro::Schema, bytes: &[u8], what: &str) -> Result<Value, CryptoError> {
+    let mut cursor = bytes;
+    let value =
+        from_avro_datum(schema, &mut cursor, None).map_err(|e| CryptoError::Malformed(format!("{what}: {e}")))?;
+    if !cursor.is_empty() {
+        return Err(CryptoError::Malformed(format!("{what}: trailing bytes")));
+    }
+    Ok(value)
+}
+
+fn key_ref(id: &KeyId) -> KeyRef {
+    let (scope, subject_id) = match &id.owner {
+        KeyOwner::Tenant => (KeyScope::Tenant, None),
+        KeyOwner::Subject(s) => (KeyScope::Subject, Some(s.clone())),
+    };
+    KeyRef {
+        key_id: id.short(),
+        scope,
+        subject_id,
+        version: i32::try_from(id.version).unwrap_or(i32::MAX),
+    }
+}

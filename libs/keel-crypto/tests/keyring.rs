@@ -1,0 +1,150 @@
+//! Key hierarchy: rotation by seal count and age, KEK epochs, cache bounds, the file KMS.
+
+use std::os::unix::fs::PermissionsExt;
+
+use keel_crypto::{
+    CryptoError, InMemoryKeyVault, InMemoryKms, KeyId, KeyLookup, KeyOwner, KeyRing, KeyVault, Kms, LocalFileKms,
+    RotationPolicy,
+};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn ring(policy: RotationPolicy, cache: usize) -> KeyRing<InMemoryKms, InMemoryKeyVault> {
+    KeyRing::new(InMemoryKms::new(), InMemoryKeyVault::new(), policy, cache)
+}
+
+#[tokio::test]
+async fn a_key_rotates_after_max_seals_and_old_versions_stay_readable() -> Result {
+    let ring = ring(
+        RotationPolicy {
+            max_seals: 3,
+            ..RotationPolicy::default()
+        },
+        8,
+    );
+    let mut versions = Vec::new();
+    for _ in 0..7 {
+        versions.push(ring.seal_key("acme", &KeyOwner::Tenant).await?.0.version);
+    }
+    assert_eq!(versions, [1, 1, 1, 2, 2, 2, 3]);
+    assert_eq!(ring.seal_count(&KeyId::tenant("acme", 1)), 3);
+    assert!(ring.open_key(&KeyId::tenant("acme", 1)).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotates_on_schedule() -> Result {
+    let ring = ring(
+        RotationPolicy {
+            max_seals: u64::MAX,
+            max_age_secs: 0,
+        },
+        8,
+    );
+    let first = ring.seal_key("acme", &KeyOwner::Subject("alice".into())).await?.0;
+    let second = ring.seal_key("acme", &KeyOwner::Subject("alice".into())).await?.0;
+    assert_eq!((first.version, second.version), (1, 2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_epoch_rewraps_live_keys_so_the_old_one_can_be_destroyed() -> Result {
+    let ring = ring(RotationPolicy::default(), 0);
+    let (tenant_key, _) = ring.seal_key("acme", &KeyOwner::Tenant).await?;
+    let (subject_key, _) = ring.seal_key("acme", &KeyOwner::Subject("alice".into())).await?;
+    let refused = ring.destroy_epoch("acme", 1).await;
+    assert!(
+        matches!(refused, Err(CryptoError::EpochInUse { live: 2, .. })),
+        "{refused:?}"
+    );
+    let epoch = ring.rotate_epoch("acme").await?;
+    assert_eq!(epoch, 2);
+    ring.destroy_epoch("acme", 1).await?;
+    assert!(ring.open_key(&tenant_key).await?.is_some());
+    assert!(ring.open_key(&subject_key).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn destroying_an_epoch_that_still_wraps_keys_makes_them_unreadable() -> Result {
+    let ring = ring(RotationPolicy::default(), 0);
+    let (id, _) = ring.seal_key("acme", &KeyOwner::Tenant).await?;
+    ring.kms().destroy_epoch("acme", 1).await?;
+    assert!(ring.open_key(&id).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_and_evicts_per_subject_and_tenant() -> Result {
+    let ring = ring(RotationPolicy::default(), 2);
+    for s in ["a", "b", "c"] {
+        ring.seal_key("acme", &KeyOwner::Subject(s.into())).await?;
+    }
+    assert_eq!(ring.cached_keys(), 2);
+    ring.evict_subject("acme", "c")?;
+    assert_eq!(ring.cached_keys(), 1);
+    ring.evict_tenant("acme")?;
+    assert_eq!(ring.cached_keys(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn erasing_a_subject_evicts_its_cached_key() -> Result {
+    let ring = ring(RotationPolicy::default(), 8);
+    let (id, _) = ring.seal_key("acme", &KeyOwner::Subject("alice".into())).await?;
+    ring.erase_subject("acme", "alice").await?;
+    assert!(ring.open_key(&id).await?.is_none());
+    assert_eq!(ring.vault().get(&id).await?, KeyLookup::Destroyed);
+    assert!(ring.seal_key("acme", &KeyOwner::Subject("alice".into())).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_file_kms_creates_its_file_owner_only_and_keeps_keks_across_restarts() -> Result {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kms.json");
+    let kms = LocalFileKms::open(&path)?;
+    assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+    let epoch = kms.current_epoch("acme").await?;
+    let wrapped = kms.wrap("acme", epoch, "ctx", &[7u8; 32]).await?;
+    drop(kms);
+    let reopened = LocalFileKms::open(&path)?;
+    assert_eq!(
+        reopened.unwrap("acme", epoch, "ctx", &wrapped).await?.as_slice(),
+        &[7u8; 32]
+    );
+    assert!(reopened.unwrap("acme", epoch, "other", &wrapped).await.is_err());
+    Ok(())
+}
+
+#[test]
+fn the_file_kms_refuses_a_file_others_can_read() -> Result {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kms.json");
+    std::fs::write(&path, "{}")?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    assert!(matches!(
+        LocalFileKms::open(&path),
+        Err(CryptoError::InsecureKeyFile { .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wrapped_key_moved_to_another_subject_fails_to_unwrap() -> Result {
+    let kms = InMemoryKms::new();
+    let epoch = kms.current_epoch("acme").await?;
+    let wrapped = kms
+        .wrap(
+            "acme",
+            epoch,
+            &KeyId::subject("acme", "alice", 1).to_string(),
+            &[1u8; 32],
+        )
+        .await?;
+    let moved = kms
+        .unwrap("acme", epoch, &KeyId::subject("acme", "bob", 1).to_string(), &wrapped)
+        .await;
+    assert!(matches!(moved, Err(CryptoError::Open { .. })));
+    Ok(())
+}

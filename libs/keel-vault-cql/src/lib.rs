@@ -1,0 +1,296 @@
+//! `CqlKeyVault`: the [`KeyVault`] port on ScyllaDB (Cassandra 5.0 locally).
+//!
+//! Two plain tables (`cql/schema.cql`): wrapped data keys partitioned by tenant, and erasure
+//! markers. Reads and rewrites of keys are plain statements; only creating a key version
+//! (rare: first use and rotation) and re-wrapping use a lightweight transaction, so two
+//! handlers racing to create the same version see a [`CryptoError::Conflict`].
+//! Erasure deletes the rows and writes a marker, so later lookups say
+//! [`KeyLookup::Destroyed`] rather than unknown. The vault never sees a plaintext key.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keel_crypto::{CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
+use scylla::client::session::Session;
+use scylla::errors::ExecutionError;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::Row;
+
+const SCHEMA: &str = include_str!("cql/schema.cql");
+const WHOLE_TENANT: &str = "*";
+
+/// Wrapped keys on a CQL session whose current keyspace holds (or will hold) the tables.
+pub struct CqlKeyVault {
+    session: Arc<Session>,
+    insert_key: PreparedStatement,
+    select_key: PreparedStatement,
+    select_latest: PreparedStatement,
+    select_tenant_keys: PreparedStatement,
+    update_wrapping: PreparedStatement,
+    delete_owner: PreparedStatement,
+    delete_tenant: PreparedStatement,
+    insert_destroyed: PreparedStatement,
+    select_destroyed: PreparedStatement,
+}
+
+impl std::fmt::Debug for CqlKeyVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqlKeyVault").finish_non_exhaustive()
+    }
+}
+
+fn owner_key(owner: &KeyOwner) -> String {
+    match owner {
+        KeyOwner::Tenant => "t".to_owned(),
+        KeyOwner::Subject(s) => format!("s:{s}"),
+    }
+}
+
+fn parse_owner(owner: &str) -> Result<KeyOwner, CryptoError> {
+    match owner.split_once(':') {
+        None if owner == "t" => Ok(KeyOwner::Tenant),
+        Some(("s", subject)) => Ok(KeyOwner::Subject(subject.to_owned())),
+        _ => Err(CryptoError::Store(format!("unreadable key owner {owner:?}"))),
+    }
+}
+
+fn execution(action: &str, error: ExecutionError) -> CryptoError {
+    let message = format!("{action}: {error}");
+    if keel_cql::is_permanent(&error) {
+        CryptoError::Store(message)
+    } else {
+        CryptoError::Unavailable(message)
+    }
+}
+
+fn unreadable(action: &str, error: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Store(format!("{action}: {error}"))
+}
+
+fn to_int(value: u32, what: &str) -> Result<i32, CryptoError> {
+    i32::try_from(value).map_err(|_| CryptoError::Store(format!("{what} {value} exceeds int")))
+}
+
+fn from_int(value: i32, what: &str) -> Result<u32, CryptoError> {
+    u32::try_from(value).map_err(|_| CryptoError::Store(format!("negative {what} {value}")))
+}
+
+type KeyRow = (i32, i32, Vec<u8>, i64);
+
+fn wrapped(
+    tenant: &str,
+    owner: KeyOwner,
+    (version, epoch, wrapped, created_at): KeyRow,
+) -> Result<WrappedKey, CryptoError> {
+    Ok(WrappedKey {
+        id: KeyId {
+            tenant: tenant.to_owned(),
+            owner,
+            version: from_int(version, "version")?,
+        },
+        epoch: from_int(epoch, "epoch")?,
+        wrapped,
+        created_at,
+    })
+}
+
+impl CqlKeyVault {
+    /// Creates the tables if missing (in the session's keyspace) and prepares statements.
+    pub async fn new(session: Arc<Session>) -> Result<Self, CryptoError> {
+        keel_cql::apply_schema(&session, SCHEMA)
+            .await
+            .map_err(|e| execution("creating the key-vault tables", e))?;
+        let prepare = async |cql: &str| {
+            session
+                .prepare(cql.trim())
+                .await
+                .map_err(|e| CryptoError::Store(format!("preparing key-vault statements: {e}")))
+        };
+        Ok(Self {
+            insert_key: prepare(include_str!("cql/insert_key.cql")).await?,
+            select_key: prepare(include_str!("cql/select_key.cql")).await?,
+            select_latest: prepare(include_str!("cql/select_latest.cql")).await?,
+            select_tenant_keys: prepare(include_str!("cql/select_tenant_keys.cql")).await?,
+            update_wrapping: prepare(include_str!("cql/update_wrapping.cql")).await?,
+            delete_owner: prepare(include_str!("cql/delete_owner.cql")).await?,
+            delete_tenant: prepare(include_str!("cql/delete_tenant.cql")).await?,
+            insert_destroyed: prepare(include_str!("cql/insert_destroyed.cql")).await?,
+            select_destroyed: prepare(include_str!("cql/select_destroyed.cql")).await?,
+            session,
+        })
+    }
+
+    async fn destroyed(&self, tenant: &str, owner: &str) -> Result<bool, CryptoError> {
+        const ACTION: &str = "reading erasure markers";
+        let rows = self
+            .session
+            .execute_unpaged(&self.select_destroyed, (tenant, owner, WHOLE_TENANT))
+            .await
+            .map_err(|e| execution(ACTION, e))?
+            .into_rows_result()
+            .map_err(|e| unreadable(ACTION, e))?;
+        Ok(rows.rows_num() > 0)
+    }
+
+    async fn lookup(&self, tenant: &str, owner: &KeyOwner, row: Option<KeyRow>) -> Result<KeyLookup, CryptoError> {
+        let key = owner_key(owner);
+        match row {
+            Some(row) => Ok(KeyLookup::Live(wrapped(tenant, owner.clone(), row)?)),
+            None if self.destroyed(tenant, &key).await? => Ok(KeyLookup::Destroyed),
+            None => Ok(KeyLookup::Unknown),
+        }
+    }
+
+    async fn applied(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        action: &str,
+    ) -> Result<bool, CryptoError> {
+        let rows = self
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(|e| execution(action, e))?
+            .into_rows_result()
+            .map_err(|e| unreadable(action, e))?;
+        let row = rows.maybe_first_row::<Row>().map_err(|e| unreadable(action, e))?;
+        Ok(row
+            .and_then(|r| r.columns.first().cloned().flatten())
+            .and_then(|v| v.as_boolean())
+            .unwrap_or(false))
+    }
+}
+
+#[async_trait]
+impl KeyVault for CqlKeyVault {
+    async fn insert(&self, key: &WrappedKey) -> Result<(), CryptoError> {
+        const ACTION: &str = "storing a wrapped key";
+        let owner = owner_key(&key.id.owner);
+        if self.destroyed(&key.id.tenant, &owner).await? {
+            return Err(CryptoError::TenantDestroyed(key.id.tenant.clone()));
+        }
+        let values = (
+            &key.id.tenant,
+            &owner,
+            to_int(key.id.version, "version")?,
+            to_int(key.epoch, "epoch")?,
+            &key.wrapped,
+            key.created_at,
+        );
+        if self.applied(&self.insert_key, values, ACTION).await? {
+            Ok(())
+        } else {
+            Err(CryptoError::Conflict {
+                tenant: key.id.tenant.clone(),
+                key_id: key.id.to_string(),
+            })
+        }
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<KeyLookup, CryptoError> {
+        const ACTION: &str = "reading a wrapped key";
+        let rows = self
+            .session
+            .execute_unpaged(
+                &self.select_key,
+                (&id.tenant, owner_key(&id.owner), to_int(id.version, "version")?),
+            )
+            .await
+            .map_err(|e| execution(ACTION, e))?
+            .into_rows_result()
+            .map_err(|e| unreadable(ACTION, e))?;
+        let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
+        self.lookup(&id.tenant, &id.owner, row).await
+    }
+
+    async fn latest(&self, tenant: &str, owner: &KeyOwner) -> Result<KeyLookup, CryptoError> {
+        const ACTION: &str = "reading the latest wrapped key";
+        let rows = self
+            .session
+            .execute_unpaged(&self.select_latest, (tenant, owner_key(owner)))
+            .await
+            .map_err(|e| execution(ACTION, e))?
+            .into_rows_result()
+            .map_err(|e| unreadable(ACTION, e))?;
+        let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
+        self.lookup(tenant, owner, row).await
+    }
+
+    async fn rewrap(&self, key: &WrappedKey) -> Result<(), CryptoError> {
+        const ACTION: &str = "re-wrapping a key";
+        let values = (
+            to_int(key.epoch, "epoch")?,
+            &key.wrapped,
+            &key.id.tenant,
+            owner_key(&key.id.owner),
+            to_int(key.id.version, "version")?,
+        );
+        if self.applied(&self.update_wrapping, values, ACTION).await? {
+            Ok(())
+        } else {
+            Err(CryptoError::KeyNotFound {
+                tenant: key.id.tenant.clone(),
+                key_id: key.id.to_string(),
+            })
+        }
+    }
+
+    async fn destroy_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
+        const ACTION: &str = "destroying a subject's keys";
+        let owner = owner_key(&KeyOwner::Subject(subject.to_owned()));
+        // Marker first: a crash in between leaves the subject erased, never half-alive.
+        self.session
+            .execute_unpaged(&self.insert_destroyed, (tenant, &owner))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
+        self.session
+            .execute_unpaged(&self.delete_owner, (tenant, &owner))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
+        Ok(())
+    }
+
+    async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
+        const ACTION: &str = "destroying a tenant's keys";
+        self.session
+            .execute_unpaged(&self.insert_destroyed, (tenant, WHOLE_TENANT))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
+        self.session
+            .execute_unpaged(&self.delete_tenant, (tenant,))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
+        Ok(())
+    }
+
+    async fn live_keys(&self, tenant: &str) -> Result<Vec<WrappedKey>, CryptoError> {
+        const ACTION: &str = "listing a tenant's keys";
+        let mut keys = Vec::new();
+        let mut state = scylla::response::PagingState::start();
+        loop {
+            let (result, paging) = self
+                .session
+                .execute_single_page(&self.select_tenant_keys, (tenant,), state)
+                .await
+                .map_err(|e| execution(ACTION, e))?;
+            let rows = result.into_rows_result().map_err(|e| unreadable(ACTION, e))?;
+            for row in rows
+                .rows::<(String, i32, i32, Vec<u8>, i64)>()
+                .map_err(|e| unreadable(ACTION, e))?
+            {
+                let (owner, version, epoch, bytes, created_at) = row.map_err(|e| unreadable(ACTION, e))?;
+                keys.push(wrapped(
+                    tenant,
+                    parse_owner(&owner)?,
+                    (version, epoch, bytes, created_at),
+                )?);
+            }
+            match paging.into_paging_control_flow() {
+                std::ops::ControlFlow::Break(()) => break,
+                std::ops::ControlFlow::Continue(next) => state = next,
+            }
+        }
+        Ok(keys)
+    }
+}
