@@ -38,10 +38,14 @@ async fn two_handlers_share_the_partitions_and_survive_losing_one() -> TestResul
     b.spawn()?;
 
     let commands = workload(STREAMS, COMMANDS);
-    // About 100 commands a second for about 50 s, so the kill, the take-over and the return
-    // all happen under load.
+    let (split_at, respawned) = (COMMANDS * 4 / 5, tokio::sync::Notify::new());
+    // About 100 commands a second, so the kill, the take-over and the return all happen under
+    // load; the last fifth is sent only once b is back, so it has work to take back.
     let producing = async {
-        for chunk in commands.chunks(50) {
+        for (index, chunk) in commands.chunks(50).enumerate() {
+            if index * 50 == split_at {
+                respawned.notified().await;
+            }
             let started = tokio::time::Instant::now();
             for command in chunk {
                 harness.send(command).await?;
@@ -51,12 +55,23 @@ async fn two_handlers_share_the_partitions_and_survive_losing_one() -> TestResul
         anyhow::Ok(())
     };
     let disrupting = async {
-        tokio::time::sleep(Duration::from_secs(8)).await;
+        // Kill b only once it has joined the group and accepted commands of its own: on a
+        // loaded machine the join and the replay can take longer than any fixed delay.
+        let joined = tokio::time::Instant::now();
+        while accepted_in(&log_b) < 100 {
+            anyhow::ensure!(
+                joined.elapsed() < Duration::from_secs(40),
+                "handler b accepted nothing within 40 s; see {}",
+                log_b.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let before_kill = accepted_in(&log_b);
         b.kill_9()?;
         // Longer than the 10 s session timeout: a takes b's partitions meanwhile.
         tokio::time::sleep(Duration::from_secs(18)).await;
         b.spawn()?;
+        respawned.notify_one();
         anyhow::Ok(before_kill)
     };
     let ((), b_before_kill) = tokio::try_join!(producing, disrupting)?;
