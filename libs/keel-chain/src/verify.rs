@@ -87,20 +87,21 @@ pub fn verify_stream(
         if event.prev_hash.as_slice() != prev.as_slice() {
             return broken(BreakKind::Inserted, expected, Some(event));
         }
-        if let Some((cp, _)) = checkpoint {
-            if cp.checkpoint.version == v && cp.checkpoint.head.as_slice() != event.hash.as_slice() {
-                return broken(BreakKind::Rewritten, expected, Some(event));
-            }
+        if let Some((cp, _)) = checkpoint
+            && cp.checkpoint.version == v
+            && cp.checkpoint.head.as_slice() != event.hash.as_slice()
+        {
+            return broken(BreakKind::Rewritten, expected, Some(event));
         }
         seen.insert(v);
         prev.copy_from_slice(&event.hash);
         expected += 1;
     }
     let last = expected - 1;
-    if let Some((cp, _)) = checkpoint {
-        if cp.checkpoint.version > last {
-            return broken(BreakKind::TruncatedTail, expected, None);
-        }
+    if let Some((cp, _)) = checkpoint
+        && cp.checkpoint.version > last
+    {
+        return broken(BreakKind::TruncatedTail, expected, None);
     }
     Ok(Verdict::Intact {
         version: last,

@@ -89,13 +89,12 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
         let slot = (tenant.to_owned(), owner.clone());
         let known = lock(&self.current)?.get(&slot).cloned();
-        if let Some((id, created_at)) = known {
-            if !self.due(&id, created_at)? {
-                if let Some(key) = lock(&self.cache)?.get(&id) {
-                    self.count(&id)?;
-                    return Ok((id, key));
-                }
-            }
+        if let Some((id, created_at)) = known
+            && !self.due(&id, created_at)?
+            && let Some(key) = lock(&self.cache)?.get(&id)
+        {
+            self.count(&id)?;
+            return Ok((id, key));
         }
         for _ in 0..3 {
             let next_version = match self.vault.latest(tenant, owner).await? {

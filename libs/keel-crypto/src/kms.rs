@@ -114,10 +114,10 @@ impl KekTable {
     }
 
     pub(crate) fn destroy_epoch(&mut self, tenant: &str, epoch: KekEpoch) {
-        if let Some(keks) = self.tenants.get_mut(tenant) {
-            if let Some(slot) = keks.get_mut(&epoch) {
-                *slot = None;
-            }
+        if let Some(keks) = self.tenants.get_mut(tenant)
+            && let Some(slot) = keks.get_mut(&epoch)
+        {
+            *slot = None;
         }
     }
 

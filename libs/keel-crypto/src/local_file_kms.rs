@@ -34,43 +34,47 @@ impl std::fmt::Debug for LocalFileKms {
 impl LocalFileKms {
     /// Opens the key file, creating it (mode 0600) if absent; refuses a file that group or
     /// others may read or write.
+    ///
+    /// Several processes may share the file (the handler, the query API, the admin service):
+    /// every operation takes a lock on `<file>.lock` (exclusive to change, shared to read)
+    /// and re-reads the file, so a KEK one process creates or destroys is seen by all.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
         let path = path.as_ref().to_path_buf();
-        let insecure = |reason: String| CryptoError::InsecureKeyFile {
-            path: path.display().to_string(),
-            reason,
-        };
-        let table = match fs::metadata(&path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(insecure(format!("mode {mode:o} lets group or others in; chmod 600 it")));
-                }
-                if !meta.is_file() {
-                    return Err(insecure("not a regular file".into()));
-                }
-                let text = Zeroizing::new(fs::read_to_string(&path).map_err(|e| insecure(e.to_string()))?);
-                parse(&text).map_err(insecure)?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => KekTable::default(),
-            Err(e) => return Err(insecure(e.to_string())),
-        };
         let kms = Self {
+            table: Mutex::new(load(&path)?),
             path,
-            table: Mutex::new(table),
         };
-        kms.with(|_| Ok(()))?;
+        kms.with(Access::Change, |_| Ok(()))?;
         Ok(kms)
     }
 
-    /// Applies a change under the lock and persists the table.
-    fn with<T>(&self, f: impl FnOnce(&mut KekTable) -> Result<T, CryptoError>) -> Result<T, CryptoError> {
+    /// Runs `f` on the table as it is on disk, under the file lock; persists a change.
+    fn with<T>(
+        &self,
+        access: Access,
+        f: impl FnOnce(&mut KekTable) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        let store = |e: std::io::Error| CryptoError::Store(format!("lock {}: {e}", self.path.display()));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.path.with_extension("lock"))
+            .map_err(store)?;
+        match access {
+            Access::Read => lock.lock_shared().map_err(store)?,
+            Access::Change => lock.lock().map_err(store)?,
+        }
         let mut table = self
             .table
             .lock()
             .map_err(|_| CryptoError::Store("kms lock poisoned".into()))?;
+        *table = load(&self.path)?;
         let out = f(&mut table)?;
-        self.persist(&table)?;
+        if access == Access::Change {
+            self.persist(&table)?;
+        }
         Ok(out)
     }
 
@@ -104,6 +108,36 @@ impl LocalFileKms {
     }
 }
 
+/// Whether an operation reads the table or changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Change,
+}
+
+/// The table in the file, or an empty one if there is no file yet.
+fn load(path: &Path) -> Result<KekTable, CryptoError> {
+    let insecure = |reason: String| CryptoError::InsecureKeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(insecure(format!("mode {mode:o} lets group or others in; chmod 600 it")));
+            }
+            if !meta.is_file() {
+                return Err(insecure("not a regular file".into()));
+            }
+            let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| insecure(e.to_string()))?);
+            parse(&text).map_err(insecure)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KekTable::default()),
+        Err(e) => Err(insecure(e.to_string())),
+    }
+}
+
 fn parse(text: &str) -> Result<KekTable, String> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not json: {e}"))?;
     let tenants = doc.as_object().ok_or("top level is not an object")?;
@@ -134,17 +168,14 @@ fn parse(text: &str) -> Result<KekTable, String> {
 #[async_trait]
 impl Kms for LocalFileKms {
     async fn current_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
-        self.with(|t| t.current(tenant).map(|(e, _)| e))
+        // Creates the tenant's first KEK when it has none, hence a change.
+        self.with(Access::Change, |t| t.current(tenant).map(|(e, _)| e))
     }
     async fn new_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
-        self.with(|t| t.new_epoch(tenant))
+        self.with(Access::Change, |t| t.new_epoch(tenant))
     }
     async fn wrap(&self, tenant: &str, epoch: KekEpoch, context: &str, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let table = self
-            .table
-            .lock()
-            .map_err(|_| CryptoError::Store("kms lock poisoned".into()))?;
-        table.wrap(tenant, epoch, context, key)
+        self.with(Access::Read, |t| t.wrap(tenant, epoch, context, key))
     }
     async fn unwrap(
         &self,
@@ -153,20 +184,16 @@ impl Kms for LocalFileKms {
         context: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let table = self
-            .table
-            .lock()
-            .map_err(|_| CryptoError::Store("kms lock poisoned".into()))?;
-        table.unwrap(tenant, epoch, context, wrapped)
+        self.with(Access::Read, |t| t.unwrap(tenant, epoch, context, wrapped))
     }
     async fn destroy_epoch(&self, tenant: &str, epoch: KekEpoch) -> Result<(), CryptoError> {
-        self.with(|t| {
+        self.with(Access::Change, |t| {
             t.destroy_epoch(tenant, epoch);
             Ok(())
         })
     }
     async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
-        self.with(|t| {
+        self.with(Access::Change, |t| {
             t.destroy_tenant(tenant);
             Ok(())
         })

@@ -117,6 +117,33 @@ async fn the_file_kms_creates_its_file_owner_only_and_keeps_keks_across_restarts
     Ok(())
 }
 
+#[tokio::test]
+async fn two_file_kms_on_one_file_see_each_others_keks_and_destructions() -> Result {
+    // The handler, the query API and the admin service each open the same file.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kms.json");
+    let (handler, admin) = (LocalFileKms::open(&path)?, LocalFileKms::open(&path)?);
+    let epoch = handler.current_epoch("acme").await?;
+    let wrapped = handler.wrap("acme", epoch, "ctx", &[7u8; 32]).await?;
+    assert_eq!(
+        admin.current_epoch("acme").await?,
+        epoch,
+        "one KEK, not one per process"
+    );
+    assert_eq!(
+        admin.unwrap("acme", epoch, "ctx", &wrapped).await?.as_slice(),
+        &[7u8; 32]
+    );
+    let globex = admin.current_epoch("globex").await?;
+    assert!(handler.wrap("globex", globex, "ctx", &[1u8; 32]).await.is_ok());
+    admin.destroy_tenant("acme").await?;
+    assert!(
+        handler.unwrap("acme", epoch, "ctx", &wrapped).await.is_err(),
+        "a KEK destroyed by one process is gone for the other"
+    );
+    Ok(())
+}
+
 #[test]
 fn the_file_kms_refuses_a_file_others_can_read() -> Result {
     let dir = tempfile::tempdir()?;

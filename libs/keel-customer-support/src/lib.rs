@@ -21,7 +21,7 @@ pub use command::SupportCommand;
 pub use event::SupportEvent;
 pub use state::{CustomerState, RefundState, SubscriptionState, SubscriptionStatus};
 
-use keel_domain::{Aggregate, DomainError, Recorded};
+use keel_domain::{Aggregate, DomainError, Recorded, WireSchemas};
 
 /// The customer aggregate of the worked domain.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,6 +79,31 @@ impl Aggregate for Customer {
     fn apply(state: CustomerState, event: &SupportEvent, recorded: &Recorded) -> CustomerState {
         state.apply(event, recorded)
     }
+}
+
+impl WireSchemas for Customer {
+    const COMMAND_NAMESPACE: &'static str = "dev.keel.support.commands";
+    const EVENT_NAMESPACE: &'static str = "dev.keel.support.events";
+    const SCHEMAS: &'static [&'static str] = &[
+        include_str!("../../../schemas/customer-support/commands/CancelSubscription.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/DeleteCustomer.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/IssueRefund.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/ReferFriend.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/RegisterCustomer.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/ReinstateSubscription.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/ReverseRefund.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/SendEmail.v1.avsc"),
+        include_str!("../../../schemas/customer-support/commands/StartSubscription.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/CustomerDeleted.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/CustomerRegistered.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/EmailSent.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/FriendReferred.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/RefundIssued.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/RefundReversed.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/SubscriptionCancelled.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/SubscriptionReinstated.v1.avsc"),
+        include_str!("../../../schemas/customer-support/events/SubscriptionStarted.v1.avsc"),
+    ];
 }
 
 #[cfg(test)]

@@ -95,3 +95,16 @@ impl DomainError {
         }
     }
 }
+
+/// How a domain's commands and events travel: as Avro records whose schemas the domain
+/// ships (`schemas/<domain>/`). A command of type `T` has the payload schema
+/// `{COMMAND_NAMESPACE}.T`, an event of type `T` the schema `{EVENT_NAMESPACE}.T`; the Rust
+/// types serialise with serde's default (externally tagged) enum form, one variant per type.
+pub trait WireSchemas {
+    /// Namespace of the command payload schemas.
+    const COMMAND_NAMESPACE: &'static str;
+    /// Namespace of the event payload schemas.
+    const EVENT_NAMESPACE: &'static str;
+    /// Every payload schema document (`.avsc`), commands and events, every version.
+    const SCHEMAS: &'static [&'static str];
+}

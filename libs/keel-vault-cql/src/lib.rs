@@ -294,3 +294,39 @@ impl KeyVault for CqlKeyVault {
         Ok(keys)
     }
 }
+
+/// Where a service's keys are: flags, each also a `KEEL_*` variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// The development KMS file holding tenant KEKs (mode 0600; shared by the services of
+    /// one machine). Production swaps in a Vault transit, AWS KMS or PKCS#11 `Kms`.
+    #[arg(long, env = "KEEL_KMS_FILE", default_value = ".local/keys/kms.json")]
+    pub kms_file: std::path::PathBuf,
+    /// How many unwrapped data keys a process keeps in memory.
+    #[arg(long, env = "KEEL_KEY_CACHE", default_value_t = 10_000)]
+    pub key_cache: usize,
+}
+
+/// The key ring every service uses: KEKs in the development KMS, wrapped data keys in CQL.
+pub type ServiceKeyRing = keel_crypto::KeyRing<keel_crypto::LocalFileKms, CqlKeyVault>;
+
+/// Opens the KMS file (creating it and its directory, owner-only, when absent) and the
+/// vault tables in `session`'s keyspace.
+pub async fn key_ring(args: &KeyArgs, session: Arc<Session>) -> Result<ServiceKeyRing, CryptoError> {
+    if let Some(directory) = args.kms_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(directory)
+            .map_err(|e| CryptoError::Store(format!("creating {}: {e}", directory.display())))?;
+    }
+    let kms = keel_crypto::LocalFileKms::open(&args.kms_file)?;
+    let vault = CqlKeyVault::new(session).await?;
+    Ok(keel_crypto::KeyRing::new(
+        kms,
+        vault,
+        keel_crypto::RotationPolicy::default(),
+        args.key_cache,
+    ))
+}
