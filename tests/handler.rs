@@ -4,15 +4,21 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
-use keel_customer_support::SupportCommand;
+use keel_chain::{ChainHasher, Verdict, verify_stream};
+use keel_codec::from_wire_actor;
+use keel_customer_support::{SupportCommand, SupportEvent};
+use keel_envelope::{COMMAND_ENVELOPE, CommandEnvelope, EventEnvelope, SchemaRegistry};
 use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
     AGENT_REFUND_LIMIT, HandlerHarness, agent, agent_command, credential_with, now_secs, register, supervisor,
 };
-use keel_integration_tests::plain_codec::PlainEvent;
 use keel_kafka::partition::{partition_for, stream_key};
 use keel_testkit::TestResult;
-use uuid::Uuid;
+use std::time::Duration;
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
 
 fn reason(result: &CommandResult) -> Option<&str> {
     match &result.outcome {
@@ -30,32 +36,21 @@ fn refund(refund_id: &str, amount_cents: i64) -> SupportCommand {
 }
 
 /// Every stream's events have versions 1..n in order and each links to its predecessor.
-fn assert_chains(events: &[PlainEvent]) {
-    let mut streams: BTreeMap<(&str, &str), Vec<&PlainEvent>> = BTreeMap::new();
+fn assert_chains(events: &[EventEnvelope]) {
+    let mut streams: BTreeMap<(&str, &str), Vec<EventEnvelope>> = BTreeMap::new();
     for event in events {
-        streams.entry((&event.tenant, &event.stream)).or_default().push(event);
+        streams
+            .entry((&event.tenant_id, &event.stream_id))
+            .or_default()
+            .push(event.clone());
     }
+    let hasher = ChainHasher::new().expect("the envelope schema parses");
     for ((tenant, stream), events) in streams {
-        let mut prev_hash = String::new();
-        for (index, event) in events.iter().enumerate() {
-            assert_eq!(
-                event.version,
-                index as u64 + 1,
-                "{tenant}/{stream}: versions must be gapless"
-            );
-            assert_eq!(
-                event.prev_hash, prev_hash,
-                "{tenant}/{stream} v{}: broken link",
-                event.version
-            );
-            assert_eq!(
-                event.hash,
-                event.expected_hash(),
-                "{tenant}/{stream} v{}: bad hash",
-                event.version
-            );
-            prev_hash = event.hash.clone();
-        }
+        let verdict = verify_stream(&hasher, &events, None).expect("the chain can be computed");
+        assert!(
+            matches!(verdict, Verdict::Intact { version, .. } if version == events.len() as i64),
+            "{tenant}/{stream}: gapless versions and an intact chain: {verdict:?}"
+        );
     }
 }
 
@@ -106,11 +101,43 @@ async fn accepted_commands_become_chained_events_with_gapless_versions() -> Test
         .iter()
         .find(|e| e.event_type == "RefundIssued")
         .expect("refund event");
-    assert_eq!(refund_event.actor, agent(), "the event names who acted");
-    assert_eq!(refund_event.on_behalf_of, [supervisor()], "and on whose behalf");
+    let (actor, on_behalf_of, authorization) = from_wire_actor(&refund_event.actor);
+    assert_eq!(actor, agent(), "the event names who acted");
+    assert_eq!(on_behalf_of, [supervisor()], "and on whose behalf");
     assert_eq!(
-        refund_event.authorization.rule, "agent-support",
+        authorization.map(|a| a.rule).as_deref(),
+        Some("agent-support"),
         "and the rule that allowed it"
+    );
+    assert_eq!(
+        refund_event.data_subjects,
+        Vec::<String>::new(),
+        "a refund holds no personal field"
+    );
+
+    // Personal data is sealed on the wire and opens back with the keys.
+    let raw = harness
+        .read_all(
+            &harness.config.events_topic,
+            |records| records.len() >= 4,
+            Duration::from_secs(30),
+        )
+        .await?;
+    assert!(
+        raw.iter().all(|bytes| !contains(bytes, b"Canary Name")),
+        "no personal plaintext in the events topic"
+    );
+    let registration = events
+        .iter()
+        .find(|e| e.stream_id == "c-1" && e.event_type == "CustomerRegistered")
+        .expect("registration event");
+    assert_eq!(registration.data_subjects, ["c-1"]);
+    let codec = harness.codec().await?;
+    let opened = codec.open_event::<SupportEvent>(registration.clone()).await?;
+    assert!(
+        matches!(&opened.event, SupportEvent::CustomerRegistered { name, .. } if name == "Canary Name c-1"),
+        "{:?}",
+        opened.event
     );
     harness.stop().await
 }
@@ -198,9 +225,15 @@ async fn undecodable_bytes_go_to_the_dlq_and_the_handler_keeps_going() -> TestRe
     harness
         .send_raw("acme/c-1", b"\x00\x01 definitely not a command")
         .await?;
-    let readable_id = Uuid::new_v4();
-    let half = format!(r#"{{"command_id":"{readable_id}","tenant":"acme","stream":"c-1","payload":42}}"#);
-    harness.send_raw("acme/c-1", half.as_bytes()).await?;
+    // An envelope that decodes around a payload that does not.
+    let registry = SchemaRegistry::with_envelopes()?;
+    let half_command = agent_command("acme", "c-1", register("c-1"));
+    let readable_id = half_command.command_id;
+    let mut half: CommandEnvelope = registry.decode(COMMAND_ENVELOPE, &harness.encode(&half_command)?)?;
+    half.payload.data = b"\xff\xff not avro".to_vec();
+    harness
+        .send_raw("acme/c-1", &registry.encode(COMMAND_ENVELOPE, &half)?)
+        .await?;
     let good = agent_command("acme", "c-1", register("c-1"));
     harness.send(&good).await?;
 
@@ -248,7 +281,7 @@ async fn a_command_on_the_wrong_partition_is_refused() -> TestResult {
     let key = stream_key("acme", "c-1");
     let right = partition_for(key.as_bytes(), 3);
     harness
-        .send_to_partition((right + 1) % 3, &key, &serde_json::to_vec(&command)?)
+        .send_to_partition((right + 1) % 3, &key, &harness.encode(&command)?)
         .await?;
 
     assert_eq!(

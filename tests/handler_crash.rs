@@ -20,7 +20,7 @@ async fn kill_9_during_load_loses_and_duplicates_nothing() -> TestResult {
     let log = std::env::temp_dir().join(format!("{}.log", harness.config.keyspace));
     eprintln!("crash test: handler log at {}", log.display());
     let mut handler = HandlerProcess::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-plain")),
+        PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-process")),
         harness.args(),
         log,
     );

@@ -1,5 +1,9 @@
 //! Starts a command handler in this process against the real Kafka and CQL store, on
 //! topics and a keyspace of the test's own, and plays the producer and the reader.
+//!
+//! The handler runs with the production codec (Avro envelopes, sealed payloads, hash
+//! chains; `keel_handler::run_customer_support`), and the harness encodes commands and reads
+//! events with keel-codec as any client would.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,11 +14,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
-use keel_auth::{Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
+use keel_auth::{Actor, ActorKind, Claims, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, SupportCommand};
+use serde::{Deserialize, Serialize};
 
+use keel_chain::{ChainHasher, Verdict, verify_stream};
+use keel_codec::{CommandHeader, EventCodec, Wire, to_wire_actor};
+use keel_crypto::LocalFileKms;
 use keel_domain::Aggregate;
 use keel_domain::DomainCommand;
+use keel_envelope::EventEnvelope;
 use keel_handler::result::CommandResult;
 use keel_handler::tenants::{TenantConfig, TenantsFile};
 use keel_handler::{Codec, HandlerConfig};
@@ -23,6 +32,7 @@ use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
 use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
+use keel_vault_cql::{CqlKeyVault, KeyArgs};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
@@ -33,12 +43,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::plain_codec::{PlainCodec, PlainCommand, PlainEvent};
-
 /// Tenants every harness configures.
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
-/// The agent's refund limit in the harness policy.
-pub const AGENT_REFUND_LIMIT: i64 = 5_000;
+/// The agent's refund limit in the development policy.
+pub const AGENT_REFUND_LIMIT: i64 = keel_cli::dev::AGENT_REFUND_LIMIT;
 
 fn tenant_key(tenant: &str) -> SigningKey {
     let seed = if tenant == "acme" { 11 } else { 22 };
@@ -65,36 +73,6 @@ pub fn supervisor() -> Actor {
     }
 }
 
-fn policy(tenant: &str) -> Policy {
-    let agent_commands = [
-        "RegisterCustomer",
-        "StartSubscription",
-        "CancelSubscription",
-        "IssueRefund",
-        "SendEmail",
-        "ReferFriend",
-    ];
-    Policy {
-        id: format!("{tenant}/v1"),
-        rules: vec![
-            PolicyRule {
-                id: "agent-support".into(),
-                actor_kinds: vec![ActorKind::Agent],
-                scope: Some("support:agent".into()),
-                commands: agent_commands.map(String::from).to_vec(),
-                limits: BTreeMap::from([("amount_cents".to_owned(), AGENT_REFUND_LIMIT)]),
-            },
-            PolicyRule {
-                id: "supervisor-all".into(),
-                actor_kinds: vec![ActorKind::Human],
-                scope: Some("support:supervisor".into()),
-                commands: vec!["*".into()],
-                limits: BTreeMap::new(),
-            },
-        ],
-    }
-}
-
 /// Writes the tenants file the handler reads.
 fn tenants_file(directory: &std::path::Path) -> TestResult<PathBuf> {
     let tenants = TENANTS
@@ -111,7 +89,7 @@ fn tenants_file(directory: &std::path::Path) -> TestResult<PathBuf> {
                 (*tenant).to_owned(),
                 TenantConfig {
                     auth,
-                    policy: policy(tenant),
+                    policy: keel_cli::dev::support_policy(tenant),
                 },
             )
         })
@@ -169,9 +147,34 @@ pub fn supervisor_credential(tenant: &str) -> String {
     credential_with(tenant, &supervisor(), &[], &tenant_key(tenant), now_secs() + 3_600)
 }
 
+/// A command as a test describes it; [`HandlerHarness::encode`] puts it on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestCommand {
+    /// Idempotency key.
+    pub command_id: Uuid,
+    /// Tenant.
+    pub tenant: String,
+    /// Stream.
+    pub stream: String,
+    /// Command type (the envelope's; a test may make it disagree with the payload).
+    pub command_type: String,
+    /// Expected version.
+    pub expected_version: Option<u64>,
+    /// Claimed actor.
+    pub actor: Actor,
+    /// On whose behalf, outermost first.
+    pub on_behalf_of: Vec<Actor>,
+    /// Signed credential.
+    pub credential: String,
+    /// Correlation id.
+    pub correlation_id: Uuid,
+    /// The domain command.
+    pub payload: SupportCommand,
+}
+
 /// A command from the agent, with a fresh command id.
-pub fn agent_command(tenant: &str, stream: &str, payload: SupportCommand) -> PlainCommand {
-    PlainCommand {
+pub fn agent_command(tenant: &str, stream: &str, payload: SupportCommand) -> TestCommand {
+    TestCommand {
         command_id: Uuid::new_v4(),
         tenant: tenant.to_owned(),
         stream: stream.to_owned(),
@@ -202,6 +205,7 @@ pub struct HandlerHarness {
     /// The handler's configuration.
     pub config: HandlerConfig,
     producer: FutureProducer,
+    wire: Wire,
     running: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
     _directory: tempfile::TempDir,
 }
@@ -241,6 +245,10 @@ impl HandlerHarness {
             retry_pause_after: 10,
             retry_backoff_max_ms: 10_000,
             log_json: false,
+            keys: KeyArgs {
+                kms_file: directory.path().join("kms.json"),
+                key_cache: 1_000,
+            },
         };
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
         ensure_topics(
@@ -253,6 +261,7 @@ impl HandlerHarness {
             kafka,
             config,
             producer,
+            wire: Wire::new::<Customer>()?,
             running: None,
             _directory: directory,
         })
@@ -277,6 +286,7 @@ impl HandlerHarness {
             ("--max-batch", c.max_batch.to_string()),
             ("--batch-linger-ms", c.batch_linger_ms.to_string()),
             ("--session-timeout-ms", c.session_timeout_ms.to_string()),
+            ("--kms-file", c.keys.kms_file.display().to_string()),
         ];
         pairs
             .into_iter()
@@ -284,9 +294,19 @@ impl HandlerHarness {
             .collect()
     }
 
-    /// Starts (again) the handler process-in-a-task.
+    /// Starts (again) the handler process-in-a-task: what the `keel-handler` binary runs.
     pub fn restart(&mut self) -> TestResult {
-        self.restart_with::<Customer, _>(PlainCodec)
+        anyhow::ensure!(self.running.is_none(), "the handler is already running");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = self.config.clone();
+        let task = tokio::spawn(async move {
+            keel_handler::run_customer_support(config, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.running = Some((stop, task));
+        Ok(())
     }
 
     /// Starts (again) the handler with its decision state in `state` instead of CQL.
@@ -295,7 +315,8 @@ impl HandlerHarness {
         let (stop, stopped) = oneshot::channel::<()>();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            keel_handler::run_with_state::<Customer, _, S>(config, PlainCodec, state, async {
+            let codec = keel_handler::production_codec::<Customer>(&config).await?;
+            keel_handler::run_with_state::<Customer, _, S>(config, codec, state, async {
                 let _ = stopped.await;
             })
             .await
@@ -329,24 +350,47 @@ impl HandlerHarness {
         Ok(())
     }
 
+    /// The command's record value: an Avro command envelope, as any producer would write it.
+    pub fn encode(&self, command: &TestCommand) -> TestResult<Vec<u8>> {
+        let header = CommandHeader {
+            command_id: command.command_id,
+            tenant: command.tenant.clone(),
+            stream: command.stream.clone(),
+            expected_version: command.expected_version,
+            issued_at_micros: i64::try_from(now_secs())? * 1_000_000,
+            actor: to_wire_actor(&command.actor, &command.on_behalf_of, None),
+            credential: command.credential.clone(),
+            correlation_id: command.correlation_id,
+            causation_id: None,
+        };
+        let mut bytes = self.wire.encode_command(header, &command.payload)?;
+        if command.command_type != command.payload.command_type() {
+            // A test that makes the envelope disagree with its payload.
+            let mut envelope = self
+                .wire
+                .decode_command::<SupportCommand>(&bytes)
+                .map_err(|e| e.error)?
+                .0;
+            envelope.command_type.clone_from(&command.command_type);
+            bytes =
+                keel_envelope::SchemaRegistry::with_envelopes()?.encode(keel_envelope::COMMAND_ENVELOPE, &envelope)?;
+        }
+        Ok(bytes)
+    }
+
     /// Sends a command as a producer would: keyed by tenant/stream, murmur2-partitioned.
-    pub async fn send(&self, command: &PlainCommand) -> TestResult {
+    pub async fn send(&self, command: &TestCommand) -> TestResult {
         let key = stream_key(&command.tenant, &command.stream);
-        self.send_raw(&key, &serde_json::to_vec(command)?).await
+        self.send_raw(&key, &self.encode(command)?).await
     }
 
     /// Sends many commands, up to 500 in flight at once; order per stream is kept because the
     /// producer is idempotent (at most 5 requests in flight per partition, in order).
-    pub async fn send_many(&self, commands: &[PlainCommand]) -> TestResult {
+    pub async fn send_many(&self, commands: &[TestCommand]) -> TestResult {
         for chunk in commands.chunks(500) {
             let encoded: Vec<(String, Vec<u8>)> = chunk
                 .iter()
-                .map(|command| {
-                    Ok((
-                        stream_key(&command.tenant, &command.stream),
-                        serde_json::to_vec(command)?,
-                    ))
-                })
+                .map(|command| Ok((stream_key(&command.tenant, &command.stream), self.encode(command)?)))
                 .collect::<TestResult<_>>()?;
             let sends = encoded.iter().map(|(key, bytes)| {
                 let record = FutureRecord::to(&self.config.commands_topic).key(key).payload(bytes);
@@ -458,8 +502,8 @@ impl HandlerHarness {
         }
     }
 
-    /// Every event, once at least `count` are committed.
-    pub async fn events(&self, count: usize) -> TestResult<Vec<PlainEvent>> {
+    /// Every event envelope (payloads sealed), once at least `count` are committed.
+    pub async fn events(&self, count: usize) -> TestResult<Vec<EventEnvelope>> {
         let records = self
             .read_all(
                 &self.config.events_topic,
@@ -467,7 +511,12 @@ impl HandlerHarness {
                 Duration::from_secs(60),
             )
             .await?;
-        records.iter().map(|bytes| Ok(serde_json::from_slice(bytes)?)).collect()
+        records.iter().map(|bytes| Ok(self.wire.read_event(bytes)?)).collect()
+    }
+
+    /// A codec with the handler's keys (the same KMS file and key vault), to open events.
+    pub async fn codec(&self) -> TestResult<EventCodec<LocalFileKms, CqlKeyVault>> {
+        keel_handler::production_codec::<Customer>(&self.config).await
     }
 }
 
@@ -529,7 +578,7 @@ impl HandlerProcess {
 /// `streams` streams is gapless from version 1 with a chain that verifies.
 pub async fn assert_exactly_once(
     harness: &HandlerHarness,
-    commands: &[PlainCommand],
+    commands: &[TestCommand],
     results: &[CommandResult],
     streams: usize,
 ) -> TestResult {
@@ -570,43 +619,31 @@ pub async fn assert_exactly_once(
         events.len()
     );
 
-    let mut by_stream: BTreeMap<&str, Vec<&PlainEvent>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<&str, Vec<EventEnvelope>> = BTreeMap::new();
     for event in &events {
-        by_stream.entry(&event.stream).or_default().push(event);
+        by_stream.entry(&event.stream_id).or_default().push(event.clone());
     }
     anyhow::ensure!(
         by_stream.len() == streams,
         "{} streams, expected {streams}",
         by_stream.len()
     );
+    let hasher = ChainHasher::new()?;
     for (stream, events) in by_stream {
-        let mut prev_hash = String::new();
-        for (index, event) in events.iter().enumerate() {
-            anyhow::ensure!(
-                event.version == index as u64 + 1,
-                "{stream}: versions must be gapless, in order, unique"
-            );
-            anyhow::ensure!(
-                event.prev_hash == prev_hash,
-                "{stream} v{}: broken chain link",
-                event.version
-            );
-            anyhow::ensure!(
-                event.hash == event.expected_hash(),
-                "{stream} v{}: hash does not verify",
-                event.version
-            );
-            prev_hash = event.hash.clone();
-        }
+        let verdict = verify_stream(&hasher, &events, None)?;
+        anyhow::ensure!(
+            matches!(verdict, Verdict::Intact { version, .. } if version == events.len() as i64),
+            "{stream}: versions must be gapless, in order, unique, and the chain intact: {verdict:?}"
+        );
     }
     Ok(())
 }
 
 /// The crash and scale-out workload: a registration per stream, then refunds and emails
 /// round-robin over the streams; every command appends one event.
-pub fn workload(streams: usize, commands: usize) -> Vec<PlainCommand> {
+pub fn workload(streams: usize, commands: usize) -> Vec<TestCommand> {
     let stream = |i: usize| format!("c-{:03}", i % streams);
-    let mut all: Vec<PlainCommand> = (0..streams)
+    let mut all: Vec<TestCommand> = (0..streams)
         .map(|i| agent_command("acme", &stream(i), register(&stream(i))))
         .collect();
     for i in streams..commands {

@@ -28,7 +28,7 @@ fn accepted_in(log: &PathBuf) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handlers_share_the_partitions_and_survive_losing_one() -> TestResult {
     let harness = HandlerHarness::prepare(6).await?;
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-plain"));
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-process"));
     let log = |name: &str| std::env::temp_dir().join(format!("{}-{name}.log", harness.config.keyspace));
     let (log_a, log_b) = (log("a"), log("b"));
     eprintln!("scale test: logs at {} and {}", log_a.display(), log_b.display());

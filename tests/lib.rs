@@ -2,8 +2,10 @@
 //! family (see `Cargo.toml` for the list). They run against the real Kafka broker and CQL
 //! store that `make up` starts; `keel-testkit` says where those are.
 //!
-//! This library holds what several test files share: a plain codec and a harness that runs
-//! the command handler in-process.
+//! This library holds what several test files share: a harness that runs the command
+//! handler in-process with the production codec, the trails' reader of Avro envelopes, and
+//! the plain codec the projector crash test still uses.
 
+pub mod avro_envelopes;
 pub mod handler_harness;
 pub mod plain_codec;

@@ -11,10 +11,11 @@ use keel_checkpoints::CqlCheckpoints;
 use keel_customer_support::SupportCommand;
 use keel_domain::DomainCommand;
 use keel_handler::result::Outcome;
+use keel_integration_tests::avro_envelopes::AvroEnvelopes;
+use keel_integration_tests::handler_harness::TestCommand;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, agent, agent_command, agent_credential, register, supervisor, supervisor_credential,
 };
-use keel_integration_tests::plain_codec::{PlainCodec, PlainCommand};
 use keel_projector::ProjectorConfig;
 use keel_query::{AppState, router};
 use keel_testkit::{TestResult, unique_name};
@@ -35,7 +36,11 @@ async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
         ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         max_batch: 500,
     };
-    tokio::spawn(keel_projector::run(config, PlainCodec, std::future::pending::<()>()));
+    tokio::spawn(keel_projector::run(
+        config,
+        AvroEnvelopes(keel_codec::Wire::new::<keel_customer_support::Customer>()?),
+        std::future::pending::<()>(),
+    ));
 
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(&harness.config.cql_nodes)
@@ -63,8 +68,8 @@ async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
     Ok(base)
 }
 
-fn supervisor_command(tenant: &str, stream: &str, payload: SupportCommand) -> PlainCommand {
-    PlainCommand {
+fn supervisor_command(tenant: &str, stream: &str, payload: SupportCommand) -> TestCommand {
+    TestCommand {
         command_id: Uuid::new_v4(),
         tenant: tenant.into(),
         stream: stream.into(),

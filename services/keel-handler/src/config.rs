@@ -81,6 +81,9 @@ pub struct HandlerConfig {
     /// Log as JSON lines.
     #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+    /// Where the tenant and data-subject keys are.
+    #[command(flatten)]
+    pub keys: keel_vault_cql::KeyArgs,
 }
 
 impl HandlerConfig {

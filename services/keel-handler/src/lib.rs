@@ -9,6 +9,7 @@
 //!
 //! [`run`] is the service; `main` parses [`HandlerConfig`], initialises telemetry and calls it.
 
+mod avro;
 pub mod codec;
 pub mod config;
 mod context;
@@ -58,10 +59,37 @@ where
 
 /// Connects to the CQL store, creating the keyspace and tables of the decision state.
 async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState> {
+    Ok(CqlHandlerState::new(connect(config).await?).await?)
+}
+
+async fn connect(config: &HandlerConfig) -> anyhow::Result<Arc<scylla::client::session::Session>> {
     let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
-    Ok(CqlHandlerState::new(Arc::new(session)).await?)
+    Ok(Arc::new(session))
+}
+
+/// The production codec of domain `D`: Avro envelopes, payloads sealed with the key ring of
+/// `config.keys` (KEKs in the KMS, wrapped data keys in the CQL store), chained per stream.
+pub async fn production_codec<D: keel_domain::WireSchemas>(
+    config: &HandlerConfig,
+) -> anyhow::Result<keel_codec::EventCodec<keel_crypto::LocalFileKms, keel_vault_cql::CqlKeyVault>> {
+    let keys = keel_vault_cql::key_ring(&config.keys, connect(config).await?).await?;
+    Ok(keel_codec::EventCodec::new::<D>(
+        Arc::new(keys),
+        keel_envelope::Upcasters::new(),
+    )?)
+}
+
+/// What the `keel-handler` binary runs: the worked domain's handler with the production
+/// codec, until `shutdown` resolves.
+pub async fn run_customer_support(
+    config: HandlerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    use keel_customer_support::Customer;
+    let codec = production_codec::<Customer>(&config).await?;
+    run::<Customer, _>(config, codec, shutdown).await
 }
 
 /// [`run`] with the decision state in `state`: any [`HandlerState`] adapter (tests use one

@@ -1,0 +1,281 @@
+//! Topics, and commands of the worked domain: encode, produce, wait for the result.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use keel_auth::Claims;
+use keel_codec::{CommandHeader, Wire, to_wire_actor};
+use keel_customer_support::{Customer, SupportCommand};
+use keel_handler::result::CommandResult;
+use keel_kafka::clients;
+use keel_kafka::partition::stream_key;
+use keel_kafka::topics::{TopicNames, TopicSettings, command_path_topics, ensure_topics};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use uuid::Uuid;
+
+/// Where Kafka and the command-path topics are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// The commands topic.
+    #[arg(long, env = "KEEL_COMMANDS_TOPIC", default_value = "keel.commands")]
+    commands_topic: String,
+    /// The results topic.
+    #[arg(long, env = "KEEL_RESULTS_TOPIC", default_value = "keel.command-results")]
+    results_topic: String,
+}
+
+/// `keel topics`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Topics {
+    /// Creates the command-path topics if missing (the handler does too, at start).
+    Create {
+        /// Where Kafka is.
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Partitions of the commands, events and results topics.
+        #[arg(long, env = "KEEL_PARTITIONS", default_value_t = 6)]
+        partitions: i32,
+    },
+}
+
+impl Topics {
+    /// Runs the subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self::Create { kafka, partitions } = self;
+        let admin = clients::producer(&kafka.brokers).create()?;
+        let names = TopicNames {
+            commands: kafka.commands_topic,
+            results: kafka.results_topic,
+            ..TopicNames::default()
+        };
+        let settings = TopicSettings {
+            partitions,
+            ..TopicSettings::default()
+        };
+        ensure_topics(&admin, &command_path_topics(&names, &settings)).await?;
+        println!(
+            "topics ready: {}, {}, {}, {}",
+            names.commands, names.events, names.results, names.dlq
+        );
+        Ok(())
+    }
+}
+
+/// `keel command`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CommandCli {
+    /// Sends a command of the customer-support domain.
+    Send(SendArgs),
+    /// Waits for the result of a command and prints it.
+    Wait {
+        /// Where Kafka is.
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The command id.
+        #[arg(long)]
+        command_id: Uuid,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+/// `keel command send`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// Where Kafka is.
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The stream (the customer id).
+    #[arg(long)]
+    stream: String,
+    /// The command type, e.g. `IssueRefund` (see schemas/customer-support/commands/).
+    #[arg(long = "type")]
+    command_type: String,
+    /// The payload's fields as JSON, e.g. `{"refund_id":"r-1","amount_cents":900,"reason":"late"}`.
+    #[arg(long)]
+    payload: String,
+    /// The actor's credential (`keel token`); the envelope's actor is read from it.
+    #[arg(long, env = "KEEL_TOKEN")]
+    token: String,
+    /// Refuse unless the stream is at this version.
+    #[arg(long)]
+    expected_version: Option<u64>,
+    /// The idempotency key; a fresh one if absent.
+    #[arg(long)]
+    command_id: Option<Uuid>,
+    /// Waits for the result and prints it.
+    #[arg(long)]
+    wait: bool,
+    /// How long to wait, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+impl CommandCli {
+    /// Runs the subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Send(args) => {
+                match send(&args).await? {
+                    (_, Some(result)) => println!("{}", serde_json::to_string_pretty(&result)?),
+                    (command_id, None) => println!("{command_id}"),
+                }
+                Ok(())
+            }
+            Self::Wait {
+                kafka,
+                command_id,
+                timeout,
+            } => {
+                let from = starts(&kafka, Offset::Beginning).await?;
+                let result = wait(&kafka, from, command_id, Duration::from_secs(timeout)).await?;
+                println!("{}", serde_json::to_string_pretty(&result)?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The claims of a credential, unverified: only to fill the envelope's actor (the handler
+/// verifies the credential).
+fn claims(token: &str) -> anyhow::Result<Claims> {
+    let payload = token.split('.').nth(1).context("the token is not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .context("the token's claims are not base64url")?;
+    serde_json::from_slice(&bytes).context("the token's claims are not Keel claims")
+}
+
+/// Sends the command; returns its id and, with `--wait`, its result.
+pub async fn send(args: &SendArgs) -> anyhow::Result<(Uuid, Option<CommandResult>)> {
+    let fields: serde_json::Value = serde_json::from_str(&args.payload).context("--payload is not JSON")?;
+    let command: SupportCommand = serde_json::from_value(serde_json::json!({ &args.command_type: fields }))
+        .with_context(|| {
+            format!(
+                "--payload does not fit {} (see schemas/customer-support/commands/)",
+                args.command_type
+            )
+        })?;
+    let claims = claims(&args.token)?;
+    let actor = keel_auth::Actor {
+        kind: claims.actor_kind,
+        id: claims.sub.clone(),
+    };
+    let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
+    let header = CommandHeader {
+        command_id,
+        tenant: args.tenant.clone(),
+        stream: args.stream.clone(),
+        expected_version: args.expected_version,
+        issued_at_micros: i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_micros(),
+        )?,
+        actor: to_wire_actor(&actor, &claims.on_behalf_of, None),
+        credential: args.token.clone(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+    };
+    let bytes = Wire::new::<Customer>()?.encode_command(header, &command)?;
+    let from = if args.wait {
+        Some(starts(&args.kafka, Offset::End).await?)
+    } else {
+        None
+    };
+    let producer: FutureProducer = clients::producer(&args.kafka.brokers).create()?;
+    let key = stream_key(&args.tenant, &args.stream);
+    producer
+        .send(
+            FutureRecord::to(&args.kafka.commands_topic).key(&key).payload(&bytes),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .context("producing the command")?;
+    let result = match from {
+        Some(from) => Some(wait(&args.kafka, from, command_id, Duration::from_secs(args.timeout)).await?),
+        None => None,
+    };
+    Ok((command_id, result))
+}
+
+/// Every partition of the results topic at `offset` (its end before sending, or its start).
+async fn starts(kafka: &KafkaArgs, offset: Offset) -> anyhow::Result<TopicPartitionList> {
+    let topic = kafka.results_topic.clone();
+    let metadata = tokio::task::spawn_blocking({
+        let brokers = kafka.brokers.clone();
+        let topic = topic.clone();
+        move || -> anyhow::Result<Vec<(i32, i64)>> {
+            let probe = clients::reader(&brokers, &format!("keel-cli-{}", Uuid::new_v4()))?;
+            let metadata = probe.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            partitions
+                .into_iter()
+                .map(|p| Ok((p, probe.fetch_watermarks(&topic, p, Duration::from_secs(10))?.1)))
+                .collect()
+        }
+    })
+    .await??;
+    anyhow::ensure!(
+        !metadata.is_empty(),
+        "topic {topic} has no partitions (is the handler running?)"
+    );
+    let mut list = TopicPartitionList::new();
+    for (partition, high) in metadata {
+        let at = match offset {
+            Offset::End => Offset::Offset(high),
+            other => other,
+        };
+        list.add_partition_offset(&topic, partition, at)?;
+    }
+    Ok(list)
+}
+
+/// Reads the results topic from `from` until the result of `command_id` arrives.
+async fn wait(
+    kafka: &KafkaArgs,
+    from: TopicPartitionList,
+    command_id: Uuid,
+    timeout: Duration,
+) -> anyhow::Result<CommandResult> {
+    let reader = clients::reader(&kafka.brokers, &format!("keel-cli-{}", Uuid::new_v4()))?;
+    reader.assign(&from)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        anyhow::ensure!(
+            !remaining.is_zero(),
+            "no result for command {command_id} within {} s (is the handler running?)",
+            timeout.as_secs()
+        );
+        match tokio::time::timeout(remaining, reader.recv()).await {
+            Err(_) => continue,
+            Ok(Err(KafkaError::PartitionEOF(_))) => continue,
+            Ok(Err(error)) => return Err(error.into()),
+            Ok(Ok(message)) => {
+                let Some(bytes) = message.payload() else { continue };
+                if let Ok(result) = serde_json::from_slice::<CommandResult>(bytes)
+                    && result.command_id == command_id
+                {
+                    return Ok(result);
+                }
+            }
+        }
+    }
+}
