@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         value: handler.commands_per_second,
         unit: "commands/s",
         note: format!(
-            "{} commands on {} streams, {} partitions, batches of up to {} commands; plain test codec (JSON, SHA-256 chain, no encryption)",
+            "{} commands on {} streams, {} partitions, batches of up to {} commands; production codec (Avro envelopes, payloads sealed per tenant and subject, SHA-256 chain)",
             args.commands, args.streams, args.partitions, handler.batch
         ),
     });
