@@ -3,9 +3,6 @@
 //! store that `make up` starts; `keel-testkit` says where those are.
 //!
 //! This library holds what several test files share: a harness that runs the command
-//! handler in-process with the production codec, the trails' reader of Avro envelopes, and
-//! the plain codec the projector crash test still uses.
+//! handler in-process with the production codec.
 
-pub mod avro_envelopes;
 pub mod handler_harness;
-pub mod plain_codec;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_integration_tests::handler_harness::{HandlerHarness, HandlerProcess, agent, workload};
-use keel_integration_tests::plain_codec::PlainCodec;
 use keel_projector::ProjectorConfig;
 use keel_testkit::{TestResult, unique_name};
 use keel_trails::{AuditEntry, Trails};
@@ -83,7 +82,7 @@ async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() ->
     let log = std::env::temp_dir().join(format!("{}.log", crashed.keyspace));
     eprintln!("projector crash test: log at {}", log.display());
     let mut projector = HandlerProcess::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_keel-projector-plain")),
+        PathBuf::from(env!("CARGO_BIN_EXE_keel-projector-process")),
         args(&crashed),
         log,
     );
@@ -115,7 +114,10 @@ async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() ->
 
     let rebuilt = config(&harness, &unique_name("prebuild"));
     let rebuilt_keyspace = rebuilt.keyspace.clone();
-    let rebuilding = tokio::spawn(keel_projector::run(rebuilt, PlainCodec, std::future::pending::<()>()));
+    let rebuilding = tokio::spawn(keel_projector::run_customer_support(
+        rebuilt,
+        std::future::pending::<()>(),
+    ));
     let rebuilt_trails = trails_in(&harness, &rebuilt_keyspace).await?;
     let from_scratch = all_audits(&rebuilt_trails, COMMANDS).await?;
     rebuilding.abort();

@@ -11,11 +11,11 @@ use keel_checkpoints::CqlCheckpoints;
 use keel_customer_support::SupportCommand;
 use keel_domain::DomainCommand;
 use keel_handler::result::Outcome;
-use keel_integration_tests::avro_envelopes::AvroEnvelopes;
 use keel_integration_tests::handler_harness::TestCommand;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, agent, agent_command, agent_credential, register, supervisor, supervisor_credential,
 };
+use keel_projector::AvroEnvelopes;
 use keel_projector::ProjectorConfig;
 use keel_query::{AppState, router};
 use keel_testkit::{TestResult, unique_name};

@@ -14,6 +14,9 @@
 //! restart, events before the checkpoint are skipped. **Freshness**: the log heads of the
 //! assigned partitions are saved about once a second, so the query API can tell lag.
 
+mod avro;
+
+pub use avro::AvroEnvelopes;
 pub use keel_trails::{ACTIVITY, AUDIT, EnvelopeReader, EventMeta, Trails};
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +65,16 @@ pub struct ProjectorConfig {
     /// Most events applied per batch.
     #[arg(long, env = "KEEL_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
+}
+
+/// Runs the projector of the worked domain (customer support), reading the Avro envelopes
+/// the command handler writes, until `shutdown` resolves.
+pub async fn run_customer_support(
+    config: ProjectorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let wire = keel_codec::Wire::new::<keel_customer_support::Customer>()?;
+    run(config, AvroEnvelopes(wire), shutdown).await
 }
 
 /// Runs the projector until `shutdown` resolves.

@@ -1,5 +1,5 @@
-//! The trails' `EnvelopeReader` port over the production wire format, for the tests that
-//! run the projector library against events the production handler wrote.
+//! The trails' `EnvelopeReader` port over the production wire format: Avro event envelopes
+//! as the command handler writes them.
 
 use keel_codec::{Wire, from_wire_actor};
 use keel_trails::{EnvelopeReader, EventMeta};
