@@ -372,5 +372,45 @@ impl<K: Kms, V: KeyVault> EventCodec<K, V> {
     }
 }
 
+/// Where a personal field was sealed: what its associated data binds.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldOrigin<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The stream.
+    pub stream: &'a str,
+    /// The event that carried the field.
+    pub event_id: &'a str,
+    /// The event type, which names its payload schema.
+    pub event_type: &'a str,
+    /// The payload schema version the event was written with.
+    pub schema_version: i32,
+}
+
+impl<K: Kms, V: KeyVault> EventCodec<K, V> {
+    /// Opens one personal field copied out of an event (a projection keeps them sealed at
+    /// rest) into JSON; `Ok(None)` when its subject key was destroyed: the field is erased.
+    pub async fn open_field(
+        &self,
+        origin: FieldOrigin<'_>,
+        field: &keel_envelope::SealedField,
+    ) -> Result<Option<serde_json::Value>, WireError> {
+        let name = self.wire.event_schema_name(origin.event_type);
+        let writer = self.wire.payload(&name, origin.schema_version)?;
+        let context = SealContext {
+            tenant: origin.tenant,
+            stream: origin.stream,
+            event_id: origin.event_id,
+        };
+        let Some(value) = self.keys.open_sealed_field(&writer.sealing, context, field).await? else {
+            return Ok(None);
+        };
+        let value = keel_envelope::codec::flatten_logical(value);
+        let json = serde_json::Value::try_from(value)
+            .map_err(|error| WireError::Payload(format!("field {}: {error}", field.path)))?;
+        Ok(Some(json))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -212,3 +212,51 @@ fn the_actor_keeps_its_delegation_order_and_authorisation_across_the_wire() {
     assert_eq!(behalf, chain);
     assert_eq!(allowed, Some(authorization));
 }
+
+#[tokio::test]
+async fn a_field_copied_out_of_an_event_opens_alone_until_its_subject_is_erased() {
+    let codec = codec();
+    let referred = SupportEvent::FriendReferred {
+        customer_id: "c-1".into(),
+        friend_id: "f-1".into(),
+        friend_name: "Bob Canary".into(),
+        friend_email: "bob@example.com".into(),
+        message: "you will like it".into(),
+    };
+    let envelope = codec.seal_event(&header(1), &referred, &[]).await.expect("seals");
+    let origin = FieldOrigin {
+        tenant: &envelope.tenant_id,
+        stream: &envelope.stream_id,
+        event_id: &envelope.event_id,
+        event_type: &envelope.event_type,
+        schema_version: envelope.schema_version,
+    };
+    let field = |path: &str| {
+        envelope
+            .payload
+            .sealed_fields
+            .iter()
+            .find(|field| field.path == path)
+            .cloned()
+            .expect("the field is sealed")
+    };
+    let name = codec.open_field(origin, &field("friend_name")).await.expect("opens");
+    assert_eq!(name, Some(serde_json::json!("Bob Canary")));
+
+    codec.keys().erase_subject("acme", "f-1").await.expect("erases");
+    let name = codec.open_field(origin, &field("friend_name")).await.expect("opens");
+    assert_eq!(name, None, "the friend's field is erased");
+    let message = codec.open_field(origin, &field("message")).await.expect("opens");
+    assert_eq!(
+        message,
+        Some(serde_json::json!("you will like it")),
+        "the customer's stays readable"
+    );
+
+    let mut moved = field("message");
+    moved.path = "friend_email".into();
+    assert!(
+        codec.open_field(origin, &moved).await.is_err(),
+        "a field under another path does not open"
+    );
+}

@@ -218,6 +218,31 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     }
 }
 
+impl<K: Kms, V: KeyVault> KeyRing<K, V> {
+    /// Opens one personal field on its own, e.g. a ciphertext a projection copied from an
+    /// event: `Ok(None)` when its subject key was destroyed (render it as erased). The
+    /// context must be the event's (tenant, stream, event id): the field's associated data
+    /// binds them.
+    pub async fn open_sealed_field(
+        &self,
+        schema: &PayloadSchema,
+        ctx: SealContext<'_>,
+        field: &SealedField,
+    ) -> Result<Option<Value>, CryptoError> {
+        let personal = schema.personal_field(&field.path).ok_or_else(|| {
+            CryptoError::Malformed(format!("{} is not a personal field of {}", field.path, schema.name))
+        })?;
+        let id = KeyId::parse(ctx.tenant, Some(&field.subject_id), &field.key_id)?;
+        match self.open_key(&id).await? {
+            None => Ok(None),
+            Some(key) => {
+                let plain = open_field(&key, &ctx, field)?;
+                decode(&personal.schema, &plain, &field.path).map(Some)
+            }
+        }
+    }
+}
+
 fn open_field(
     key: &DataKey,
     ctx: &SealContext<'_>,
