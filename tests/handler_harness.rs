@@ -31,6 +31,7 @@ use keel_handler_state::HandlerState;
 use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
+use keel_projector::ProjectorConfig;
 use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
 use keel_vault_cql::{CqlKeyVault, KeyArgs};
 use rdkafka::admin::AdminClient;
@@ -248,6 +249,7 @@ impl HandlerHarness {
             keys: KeyArgs {
                 kms_file: directory.path().join("kms.json"),
                 key_cache: 1_000,
+                vault_keyspace: None,
             },
         };
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
@@ -292,6 +294,25 @@ impl HandlerHarness {
             .into_iter()
             .flat_map(|(flag, value)| [flag.to_owned(), value])
             .collect()
+    }
+
+    /// A projector over this handler's events, building into `keyspace` and opening
+    /// payloads with the handler's keys (its KMS file, its key vault).
+    pub fn projector_config(&self, keyspace: &str) -> ProjectorConfig {
+        ProjectorConfig {
+            brokers: self.config.brokers.clone(),
+            cql_nodes: self.config.cql_nodes.clone(),
+            keyspace: keyspace.to_owned(),
+            events_topic: self.config.events_topic.clone(),
+            group_id: unique_name("projector"),
+            instance_id: "projector-0".into(),
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_batch: 200,
+            keys: KeyArgs {
+                vault_keyspace: Some(self.config.keyspace.clone()),
+                ..self.config.keys.clone()
+            },
+        }
     }
 
     /// Starts (again) the handler process-in-a-task: what the `keel-handler` binary runs.
@@ -518,6 +539,28 @@ impl HandlerHarness {
     pub async fn codec(&self) -> TestResult<EventCodec<LocalFileKms, CqlKeyVault>> {
         keel_handler::production_codec::<Customer>(&self.config).await
     }
+}
+
+/// The `keel-projector` command line for `config`.
+pub fn projector_args(config: &ProjectorConfig) -> Vec<String> {
+    let mut pairs = vec![
+        ("--brokers", config.brokers.clone()),
+        ("--cql-nodes", config.cql_nodes.join(",")),
+        ("--keyspace", config.keyspace.clone()),
+        ("--events-topic", config.events_topic.clone()),
+        ("--group-id", config.group_id.clone()),
+        ("--instance-id", config.instance_id.clone()),
+        ("--ops-addr", config.ops_addr.to_string()),
+        ("--max-batch", config.max_batch.to_string()),
+        ("--kms-file", config.keys.kms_file.display().to_string()),
+    ];
+    if let Some(keyspace) = &config.keys.vault_keyspace {
+        pairs.push(("--vault-keyspace", keyspace.clone()));
+    }
+    pairs
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
 }
 
 /// A handler running as its own process, to be killed with SIGKILL.

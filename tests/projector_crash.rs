@@ -1,14 +1,15 @@
 //! Crash test of the projector: kill -9 it mid-stream several times while events arrive,
-//! restart it each time, let it catch up, and compare every row of its projections with a
+//! restart it each time, let it catch up, and compare every row of its projections (the
+//! trails, profiles, refunds with their totals, emails, the streams' sealed events) with a
 //! projector that built them from scratch, in a keyspace of its own, in one go.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_integration_tests::handler_harness::{HandlerHarness, HandlerProcess, agent, workload};
-use keel_projector::ProjectorConfig;
+use keel_customer_support::SupportCommand;
+use keel_integration_tests::handler_harness::{HandlerHarness, HandlerProcess, agent, projector_args, workload};
+use keel_support_projections::{EmailRow, ProfileRow, RefundRow, StoredEvent, SupportProjections};
 use keel_testkit::{TestResult, unique_name};
 use keel_trails::{AuditEntry, Trails};
 use rand::Rng;
@@ -17,36 +18,7 @@ const STREAMS: usize = 50;
 const COMMANDS: usize = 3_000;
 const KILLS: usize = 8;
 
-fn config(harness: &HandlerHarness, keyspace: &str) -> ProjectorConfig {
-    ProjectorConfig {
-        brokers: harness.config.brokers.clone(),
-        cql_nodes: harness.config.cql_nodes.clone(),
-        keyspace: keyspace.to_owned(),
-        events_topic: harness.config.events_topic.clone(),
-        group_id: unique_name("projector"),
-        instance_id: "projector-0".into(),
-        ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_batch: 200,
-    }
-}
-
-fn args(config: &ProjectorConfig) -> Vec<String> {
-    [
-        ("--brokers", config.brokers.clone()),
-        ("--cql-nodes", config.cql_nodes.join(",")),
-        ("--keyspace", config.keyspace.clone()),
-        ("--events-topic", config.events_topic.clone()),
-        ("--group-id", config.group_id.clone()),
-        ("--instance-id", config.instance_id.clone()),
-        ("--ops-addr", config.ops_addr.to_string()),
-        ("--max-batch", config.max_batch.to_string()),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_owned(), value])
-    .collect()
-}
-
-async fn trails_in(harness: &HandlerHarness, keyspace: &str) -> TestResult<Trails> {
+async fn session_in(harness: &HandlerHarness, keyspace: &str) -> TestResult<Arc<scylla::client::session::Session>> {
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(&harness.config.cql_nodes)
         .build()
@@ -56,7 +28,39 @@ async fn trails_in(harness: &HandlerHarness, keyspace: &str) -> TestResult<Trail
     );
     session.query_unpaged(create, &[]).await?;
     session.use_keyspace(keyspace, true).await?;
-    Trails::new(Arc::new(session)).await
+    Ok(Arc::new(session))
+}
+
+/// One customer's domain projections as stored (personal fields sealed).
+#[derive(Debug, PartialEq)]
+struct Customer {
+    profile: Option<ProfileRow>,
+    refunds: Vec<RefundRow>,
+    emails: Vec<EmailRow>,
+    events: Vec<StoredEvent>,
+}
+
+/// Every customer's projections, once their sealed event copies number `expected` in all
+/// (the rows of an event are written with its copy, in the same batch).
+async fn all_customers(projections: &SupportProjections, expected: usize) -> TestResult<Vec<Customer>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut customers = Vec::with_capacity(STREAMS);
+        for stream in 0..STREAMS {
+            let stream = format!("c-{stream:03}");
+            customers.push(Customer {
+                profile: projections.profile("acme", &stream).await?,
+                refunds: projections.refunds("acme", &stream).await?,
+                emails: projections.emails("acme", &stream).await?,
+                events: projections.events("acme", &stream).await?,
+            });
+        }
+        let total: usize = customers.iter().map(|c| c.events.len()).sum();
+        if total >= expected || tokio::time::Instant::now() >= deadline {
+            return Ok(customers);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every stream's audit trail, once they hold `expected` entries in all (or the timeout).
@@ -78,12 +82,12 @@ async fn all_audits(trails: &Trails, expected: usize) -> TestResult<Vec<Vec<Audi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() -> TestResult {
     let mut harness = HandlerHarness::start(3).await?;
-    let crashed = config(&harness, &unique_name("pcrash"));
+    let crashed = harness.projector_config(&unique_name("pcrash"));
     let log = std::env::temp_dir().join(format!("{}.log", crashed.keyspace));
     eprintln!("projector crash test: log at {}", log.display());
     let mut projector = HandlerProcess::new(
         PathBuf::from(env!("CARGO_BIN_EXE_keel-projector-process")),
-        args(&crashed),
+        projector_args(&crashed),
         log,
     );
     projector.spawn()?;
@@ -108,18 +112,22 @@ async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() ->
     tokio::try_join!(producing, killing)?;
     harness.results(COMMANDS).await?;
 
-    let crashed_trails = trails_in(&harness, &crashed.keyspace).await?;
+    let crashed_session = session_in(&harness, &crashed.keyspace).await?;
+    let crashed_trails = Trails::new(Arc::clone(&crashed_session)).await?;
     let after_crashes = all_audits(&crashed_trails, COMMANDS).await?;
+    let crashed_customers = all_customers(&SupportProjections::new(crashed_session).await?, COMMANDS).await?;
     projector.terminate()?;
 
-    let rebuilt = config(&harness, &unique_name("prebuild"));
+    let rebuilt = harness.projector_config(&unique_name("prebuild"));
     let rebuilt_keyspace = rebuilt.keyspace.clone();
     let rebuilding = tokio::spawn(keel_projector::run_customer_support(
         rebuilt,
         std::future::pending::<()>(),
     ));
-    let rebuilt_trails = trails_in(&harness, &rebuilt_keyspace).await?;
+    let rebuilt_session = session_in(&harness, &rebuilt_keyspace).await?;
+    let rebuilt_trails = Trails::new(Arc::clone(&rebuilt_session)).await?;
     let from_scratch = all_audits(&rebuilt_trails, COMMANDS).await?;
+    let rebuilt_customers = all_customers(&SupportProjections::new(rebuilt_session).await?, COMMANDS).await?;
     rebuilding.abort();
 
     let total: usize = after_crashes.iter().map(Vec::len).sum();
@@ -137,6 +145,32 @@ async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() ->
     assert_eq!(
         activity_crashed, activity_rebuilt,
         "and so does the agent's activity trail"
+    );
+
+    for (index, customer) in crashed_customers.iter().enumerate() {
+        let stream = format!("c-{index:03}");
+        let refunds_sent = commands
+            .iter()
+            .filter(|c| c.stream == stream && matches!(c.payload, SupportCommand::IssueRefund { .. }))
+            .count();
+        let total: i64 = customer.refunds.iter().map(|r| r.amount_cents - r.reversed_cents).sum();
+        assert_eq!(
+            total,
+            100 * refunds_sent as i64,
+            "{stream}: the refund total counts every refund once"
+        );
+        let sent = commands.iter().filter(|c| c.stream == stream).count();
+        assert_eq!(customer.events.len(), sent, "{stream}: one sealed copy per event");
+        let profile = customer.profile.as_ref().map(|p| p.position.version);
+        assert_eq!(
+            profile,
+            Some(sent as i64),
+            "{stream}: the profile reflects the last version"
+        );
+    }
+    assert_eq!(
+        crashed_customers, rebuilt_customers,
+        "the crashed projector's domain projections equal a rebuild, row for row"
     );
     harness.stop().await
 }

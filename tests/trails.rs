@@ -3,7 +3,6 @@
 //! who did it, on whose behalf, allowed by what, and the chain that proves it — waiting for
 //! the command's own position first (read-your-writes).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +14,8 @@ use keel_integration_tests::handler_harness::TestCommand;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, agent, agent_command, agent_credential, register, supervisor, supervisor_credential,
 };
-use keel_projector::AvroEnvelopes;
-use keel_projector::ProjectorConfig;
 use keel_query::{AppState, router};
-use keel_testkit::{TestResult, unique_name};
+use keel_testkit::TestResult;
 use keel_trails::Trails;
 use serde_json::Value;
 use uuid::Uuid;
@@ -26,19 +23,9 @@ use uuid::Uuid;
 /// Starts the projector and the query API over the handler's topics and keyspace; returns
 /// the API's base URL.
 async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
-    let config = ProjectorConfig {
-        brokers: harness.config.brokers.clone(),
-        cql_nodes: harness.config.cql_nodes.clone(),
-        keyspace: harness.config.keyspace.clone(),
-        events_topic: harness.config.events_topic.clone(),
-        group_id: unique_name("projector"),
-        instance_id: "projector-0".into(),
-        ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_batch: 500,
-    };
-    tokio::spawn(keel_projector::run(
+    let config = harness.projector_config(&harness.config.keyspace);
+    tokio::spawn(keel_projector::run_customer_support(
         config,
-        AvroEnvelopes(keel_codec::Wire::new::<keel_customer_support::Customer>()?),
         std::future::pending::<()>(),
     ));
 

@@ -1,4 +1,4 @@
-//! The seam between the projector and the wire: what the trails need of an event envelope.
+//! What the trails need of an event envelope.
 
 use keel_auth::{Actor, Authorization};
 use uuid::Uuid;
@@ -34,10 +34,4 @@ pub struct EventMeta {
     pub hash: String,
     /// The previous event's hash, hex ("" for the first).
     pub prev_hash: String,
-}
-
-/// Reads envelopes from event records.
-pub trait EnvelopeReader: Send + Sync + 'static {
-    /// The envelope of an event record's value.
-    fn read(&self, bytes: &[u8]) -> Result<EventMeta, String>;
 }

@@ -9,7 +9,7 @@
 
 mod envelope;
 
-pub use envelope::{EnvelopeReader, EventMeta};
+pub use envelope::EventMeta;
 
 use std::sync::Arc;
 

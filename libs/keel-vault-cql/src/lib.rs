@@ -305,10 +305,28 @@ pub struct KeyArgs {
     /// How many unwrapped data keys a process keeps in memory.
     #[arg(long, env = "KEEL_KEY_CACHE", default_value_t = 10_000)]
     pub key_cache: usize,
+    /// Keyspace of the key vault, when it is not the service's own (a projector building
+    /// into a keyspace of its own still reads the keys the handler wrote).
+    #[arg(long, env = "KEEL_VAULT_KEYSPACE")]
+    pub vault_keyspace: Option<String>,
 }
 
 /// The key ring every service uses: KEKs in the development KMS, wrapped data keys in CQL.
 pub type ServiceKeyRing = keel_crypto::KeyRing<keel_crypto::LocalFileKms, CqlKeyVault>;
+
+/// [`key_ring`] for a service on `nodes` whose own keyspace is `session`'s: the vault is
+/// there, unless `args.vault_keyspace` names another, which gets a session of its own.
+pub async fn service_key_ring(
+    args: &KeyArgs,
+    nodes: &[String],
+    session: Arc<Session>,
+) -> Result<ServiceKeyRing, CryptoError> {
+    let session = match &args.vault_keyspace {
+        None => session,
+        Some(keyspace) => Arc::new(keel_cql::connect(nodes, keyspace).await.map_err(CryptoError::Store)?),
+    };
+    key_ring(args, session).await
+}
 
 /// Opens the KMS file (creating it and its directory, owner-only, when absent) and the
 /// vault tables in `session`'s keyspace.

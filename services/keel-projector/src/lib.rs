@@ -1,23 +1,27 @@
 //! Keel's projector.
 //!
-//! Consumes `keel.events` (`read_committed`) and builds read models in the CQL store. Today it
-//! keeps the two trails, built from envelope metadata only: the **audit trail per stream**
-//! (every event with its actor, delegation, the rule that allowed it, time, causation,
-//! correlation, compensation and chain hash) and the **activity trail per actor** (everything
-//! an actor did, across streams, in time order). The domain projections, whose personal
-//! fields stay sealed at rest, come with the event core.
+//! Consumes `keel.events` (`read_committed`) and builds the read models of the worked domain
+//! in the CQL store ([`support`]): the **audit trail per stream** and the **activity trail
+//! per actor**, built from envelope metadata (no personal data), and the customer-support
+//! projections (profiles, subscriptions, refunds, emails, referrals, and every stream's
+//! events as the log holds them). Payloads are opened with the tenant key for ids, amounts
+//! and statuses; personal fields are copied **sealed** from the event, never in plaintext,
+//! and only the query API opens them.
 //!
 //! **Exactly once in effect.** Delivery is at least once; every row is written
 //! `USING TIMESTAMP <log offset>` and keyed by what it describes, so applying an event twice
 //! rewrites the same row with the same values. After a batch's rows, the checkpoint of each
-//! partition (next offset, last event time) is saved, then the Kafka offsets committed; on
-//! restart, events before the checkpoint are skipped. **Freshness**: the log heads of the
-//! assigned partitions are saved about once a second, so the query API can tell lag.
+//! projection and partition (next offset, last event time) is saved, then the Kafka offsets
+//! committed; on restart, events before the checkpoint are skipped. **Freshness**: the log
+//! heads of the assigned partitions are saved about once a second, so the query API can
+//! tell lag.
 
 mod avro;
+pub mod support;
 
-pub use avro::AvroEnvelopes;
-pub use keel_trails::{ACTIVITY, AUDIT, EnvelopeReader, EventMeta, Trails};
+pub use avro::meta_of;
+pub use keel_trails::{ACTIVITY, AUDIT, EventMeta, Trails};
+pub use support::PROJECTIONS;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use support::{Record, SupportModels};
 
 /// Configuration of one projector instance: flags, each also a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Parser)]
@@ -65,22 +70,14 @@ pub struct ProjectorConfig {
     /// Most events applied per batch.
     #[arg(long, env = "KEEL_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
+    /// Where the keys that open payloads are.
+    #[command(flatten)]
+    pub keys: keel_vault_cql::KeyArgs,
 }
 
-/// Runs the projector of the worked domain (customer support), reading the Avro envelopes
-/// the command handler writes, until `shutdown` resolves.
+/// Runs the projector of the worked domain (customer support) until `shutdown` resolves.
 pub async fn run_customer_support(
     config: ProjectorConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let wire = keel_codec::Wire::new::<keel_customer_support::Customer>()?;
-    run(config, AvroEnvelopes(wire), shutdown).await
-}
-
-/// Runs the projector until `shutdown` resolves.
-pub async fn run<R: EnvelopeReader>(
-    config: ProjectorConfig,
-    reader: R,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let readiness = Readiness::new();
@@ -102,7 +99,8 @@ pub async fn run<R: EnvelopeReader>(
         .await
         .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
-    let trails = Trails::new(Arc::clone(&session)).await?;
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
+    let models = SupportModels::new(Arc::clone(&session), keys).await?;
     let checkpoints = CqlCheckpoints::new(session).await?;
     readiness.set("cql", true, "connected");
 
@@ -116,9 +114,8 @@ pub async fn run<R: EnvelopeReader>(
 
     let mut projector = Projector {
         config,
-        reader,
+        models,
         consumer,
-        trails,
         checkpoints,
         readiness,
         positions: HashMap::new(),
@@ -130,11 +127,10 @@ pub async fn run<R: EnvelopeReader>(
     outcome
 }
 
-struct Projector<R> {
+struct Projector {
     config: ProjectorConfig,
-    reader: R,
+    models: SupportModels,
     consumer: StreamConsumer,
-    trails: Trails,
     checkpoints: CqlCheckpoints,
     readiness: Readiness,
     /// Per partition: the next offset not yet applied, loaded from the checkpoint.
@@ -143,7 +139,7 @@ struct Projector<R> {
     event_times: HashMap<i32, i64>,
 }
 
-impl<R: EnvelopeReader> Projector<R> {
+impl Projector {
     async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let mut last_heads = Instant::now() - Duration::from_secs(10);
@@ -226,44 +222,54 @@ impl<R: EnvelopeReader> Projector<R> {
         Ok(())
     }
 
-    /// The next offset to apply of `partition`, from the checkpoint the first time.
+    /// The next offset to apply of `partition`, from the checkpoints the first time: the
+    /// least of all projections' (a crash between two checkpoint saves leaves them apart,
+    /// and rewriting what one projection already has changes nothing).
     async fn position(&mut self, partition: i32) -> anyhow::Result<i64> {
         if let Some(position) = self.positions.get(&partition) {
             return Ok(*position);
         }
-        let stored = self.checkpoints.checkpoints(AUDIT).await?;
-        let checkpoint = stored.iter().find(|c| c.partition == partition);
-        let position = checkpoint.map_or(0, |c| c.next_offset);
+        let mut least: Option<Checkpoint> = None;
+        for (index, projection) in PROJECTIONS.into_iter().enumerate() {
+            let stored = self.checkpoints.checkpoints(projection).await?;
+            let Some(found) = stored.into_iter().find(|c| c.partition == partition) else {
+                least = None;
+                break; // a projection with nothing for this partition: start from 0
+            };
+            if index == 0
+                || least
+                    .as_ref()
+                    .is_some_and(|least| found.next_offset < least.next_offset)
+            {
+                least = Some(found);
+            }
+        }
+        let position = least.as_ref().map_or(0, |c| c.next_offset);
         self.positions.insert(partition, position);
-        if let Some(checkpoint) = checkpoint {
+        if let Some(checkpoint) = least {
             self.event_times.insert(partition, checkpoint.event_time_micros);
         }
         Ok(position)
     }
 
     async fn apply(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
-        let mut events = Vec::with_capacity(batch.len());
-        let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        let mut records = Vec::with_capacity(batch.len());
         for message in batch {
             let position = self.position(message.partition()).await?;
             if message.offset() < position {
                 continue; // applied before the last restart
             }
-            let meta = self
-                .reader
-                .read(message.payload().unwrap_or_default())
-                .map_err(|error| {
-                    anyhow::anyhow!(
-                        "event {}/{}/{} does not read: {error}",
-                        self.config.events_topic,
-                        message.partition(),
-                        message.offset()
-                    )
-                })?;
-            last.insert(message.partition(), (message.offset(), meta.recorded_at_micros));
-            events.push((message.partition(), message.offset(), meta));
+            records.push(Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                bytes: message.payload().unwrap_or_default(),
+            });
         }
-        self.trails.write(&events).await?;
+        let times = self.models.apply(&records).await?;
+        let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        for (record, time) in records.iter().zip(times) {
+            last.insert(record.partition, (record.offset, time));
+        }
         let saved: Vec<Checkpoint> = last
             .iter()
             .map(|(&partition, &(offset, time))| Checkpoint {
@@ -272,9 +278,7 @@ impl<R: EnvelopeReader> Projector<R> {
                 event_time_micros: time,
             })
             .collect();
-        for projection in [AUDIT, ACTIVITY] {
-            self.checkpoints.save(projection, &saved).await?;
-        }
+        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save(projection, &saved))).await?;
         let mut offsets = TopicPartitionList::new();
         for checkpoint in &saved {
             self.positions.insert(checkpoint.partition, checkpoint.next_offset);
@@ -290,7 +294,7 @@ impl<R: EnvelopeReader> Projector<R> {
             // Only a hint for where to resume: the checkpoints above are the truth.
             self.consumer.commit(&offsets, CommitMode::Async)?;
         }
-        metrics::counter!("keel_projector_events_total").increment(events.len() as u64);
+        metrics::counter!("keel_projector_events_total").increment(records.len() as u64);
         Ok(())
     }
 
@@ -318,9 +322,8 @@ impl<R: EnvelopeReader> Projector<R> {
         if advanced.is_empty() {
             return Ok(());
         }
-        for projection in [AUDIT, ACTIVITY] {
-            self.checkpoints.save(projection, &advanced).await?;
-        }
+        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save(projection, &advanced)))
+            .await?;
         for checkpoint in advanced {
             self.positions.insert(checkpoint.partition, checkpoint.next_offset);
         }
@@ -348,9 +351,8 @@ impl<R: EnvelopeReader> Projector<R> {
             metrics::gauge!("keel_projector_lag_events", "partition" => partition.to_string())
                 .set((high - applied).max(0) as f64);
         }
-        for projection in [AUDIT, ACTIVITY] {
-            self.checkpoints.save_heads(projection, &heads).await?;
-        }
+        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save_heads(projection, &heads)))
+            .await?;
         Ok(())
     }
 }
