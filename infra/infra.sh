@@ -7,6 +7,9 @@
 #                     wait until each really answers (or fail with the log's tail)
 #   infra.sh down     stop both; no process of ours is left behind
 #   infra.sh status   what runs, and what each server answers
+#   infra.sh nodetool ARGS...
+#                     Cassandra's nodetool against the local node (JMX on 127.0.0.1:7199),
+#                     e.g. `nodetool flush` before scanning data files in a forensic test
 #
 # Everything lives under .local/ (KEEL_LOCAL_DIR): jars, data, logs, pid files.
 # Environment: KEEL_JAVA (java binary, default: java on PATH), KEEL_UP_TIMEOUT (seconds to
@@ -247,9 +250,20 @@ status() {
   return $rc
 }
 
+nodetool() {
+  local home="$LOCAL/cassandra"
+  [[ -n $(running_pid cassandra) ]] || fail "cassandra is not running; run: make up"
+  local opens
+  mapfile -t opens < <(read_options "$INFRA/cassandra/jvm17-server.options" | grep -- '^--add-')
+  "$JAVA" -Xmx256m "${opens[@]}" -Dlogback.configurationFile="$home/conf/logback.xml" \
+    -Duser.home="$LOCAL/run" -cp "$home/conf:$home/libs/*" \
+    org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p 7199 "$@"
+}
+
 case ${1:-} in
   up) up "${2:-all}" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up [kafka|cassandra] | down | status" >&2; exit 2 ;;
+  nodetool) shift; nodetool "$@" ;;
+  *) echo "usage: $0 up [kafka|cassandra] | down | status | nodetool ARGS..." >&2; exit 2 ;;
 esac

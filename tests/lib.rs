@@ -3,6 +3,8 @@
 //! store that `make up` starts; `keel-testkit` says where those are.
 //!
 //! This library holds what several test files share: a harness that runs the command
-//! handler in-process with the production codec.
+//! handler in-process with the production codec, and the read side (projector and query API)
+//! over it.
 
 pub mod handler_harness;
+pub mod read_side;

@@ -3,10 +3,8 @@
 //! who did it, on whose behalf, allowed by what, and the chain that proves it — waiting for
 //! the command's own position first (read-your-writes).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use keel_checkpoints::CqlCheckpoints;
 use keel_customer_support::SupportCommand;
 use keel_domain::DomainCommand;
 use keel_handler::result::Outcome;
@@ -14,46 +12,9 @@ use keel_integration_tests::handler_harness::TestCommand;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, agent, agent_command, agent_credential, register, supervisor, supervisor_credential,
 };
-use keel_query::{AppState, router};
+use keel_integration_tests::read_side::{get, start_read_side};
 use keel_testkit::TestResult;
-use keel_trails::Trails;
-use serde_json::Value;
 use uuid::Uuid;
-
-/// Starts the projector and the query API over the handler's topics and keyspace; returns
-/// the API's base URL.
-async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
-    let config = harness.projector_config(&harness.config.keyspace);
-    tokio::spawn(keel_projector::run_customer_support(
-        config,
-        std::future::pending::<()>(),
-    ));
-
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(&harness.config.cql_nodes)
-        .build()
-        .await?;
-    // The handler, starting in its own task, may not have created the keyspace yet.
-    let create = format!(
-        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
-        harness.config.keyspace
-    );
-    session.query_unpaged(create, &[]).await?;
-    session.use_keyspace(&harness.config.keyspace, true).await?;
-    let session = Arc::new(session);
-    let tenants = keel_auth::TenantsFile::load(&harness.config.tenants).map_err(anyhow::Error::msg)?;
-    let state = AppState {
-        authenticator: tenants.authenticator().map_err(anyhow::Error::msg)?,
-        trails: Trails::new(Arc::clone(&session)).await?,
-        checkpoints: CqlCheckpoints::new(session).await?,
-        projections: vec![keel_trails::AUDIT.into(), keel_trails::ACTIVITY.into()],
-        max_wait: Duration::from_secs(30),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    Ok(base)
-}
 
 fn supervisor_command(tenant: &str, stream: &str, payload: SupportCommand) -> TestCommand {
     TestCommand {
@@ -68,15 +29,6 @@ fn supervisor_command(tenant: &str, stream: &str, payload: SupportCommand) -> Te
         correlation_id: Uuid::new_v4(),
         payload,
     }
-}
-
-async fn get(base: &str, path: &str, bearer: &str) -> TestResult<(u16, Value)> {
-    let response = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(bearer)
-        .send()
-        .await?;
-    Ok((response.status().as_u16(), response.json().await?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,7 @@ pub struct ProfileRow {
 }
 
 /// One subscription of a customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriptionRow {
     /// Its id.
     pub subscription_id: String,
@@ -65,7 +65,7 @@ pub struct SubscriptionRow {
 }
 
 /// One refund of a customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefundRow {
     /// Its id.
     pub refund_id: String,

@@ -8,9 +8,12 @@
 //! in one table (`error.rs`). `/openapi.json` describes the API; `/healthz`, `/readyz` and
 //! `/metrics` are served beside it.
 //!
-//! Routes today: a stream's audit trail, an actor's activity trail, and each projection's
-//! freshness. The domain projections' routes arrive with the event core.
+//! Routes: a stream's audit trail, an actor's activity trail, each projection's freshness,
+//! and the worked domain's ([`customers`]): profiles, subscriptions, refunds with totals,
+//! emails and referrals with personal fields opened on read (or the erased marker), chain
+//! verification, and a stream's state as of a version or a time.
 
+pub mod customers;
 mod error;
 pub mod fresh;
 
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -63,9 +66,12 @@ pub struct QueryConfig {
         long,
         env = "KEEL_QUERY_PROJECTIONS",
         value_delimiter = ',',
-        default_value = "audit_trail.v1,actor_activity.v1"
+        default_value = "audit_trail.v1,actor_activity.v1,customer_profiles.v1,subscriptions.v1,refunds.v1,emails.v1,referrals.v1,stream_events.v1"
     )]
     pub projections: Vec<String>,
+    /// Where the keys that open personal fields are.
+    #[command(flatten)]
+    pub keys: keel_vault_cql::KeyArgs,
     /// Longest read-your-writes wait a client may ask for, in ms.
     #[arg(long, env = "KEEL_QUERY_MAX_WAIT_MS", default_value_t = 5_000)]
     pub max_wait_ms: u64,
@@ -82,6 +88,8 @@ pub struct AppState<C> {
     pub checkpoints: C,
     /// The audit and activity trails.
     pub trails: Trails,
+    /// The domain's projections and the codec that opens them.
+    pub support: customers::Support,
     /// The projections served.
     pub projections: Vec<String>,
     /// The longest read-your-writes wait.
@@ -115,7 +123,7 @@ struct ProjectionFreshness {
 async fn freshness<C: Checkpoints>(
     State(state): State<Arc<AppState<C>>>,
     Path((tenant, projection)): Path<(String, String)>,
-    Query(consistency): Query<Consistency>,
+    Params(consistency): Params<Consistency>,
     headers: HeaderMap,
 ) -> Result<Json<Fresh<ProjectionFreshness>>, ApiError> {
     let started = std::time::Instant::now();
@@ -132,8 +140,26 @@ async fn freshness<C: Checkpoints>(
     }))
 }
 
+/// Query parameters, whose rejection is an [`ApiError`] like every other error (axum's own
+/// is plain text).
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(params)| Self(params))
+            .map_err(|rejection| ApiError::BadParameter {
+                name: "query",
+                reason: rejection.body_text(),
+            })
+    }
+}
+
 /// An id from the path: present, at most 256 bytes, no control characters.
-fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
         return Err(ApiError::BadParameter {
             name,
@@ -148,7 +174,7 @@ fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
 async fn audit<C: Checkpoints>(
     State(state): State<Arc<AppState<C>>>,
     Path((tenant, stream)): Path<(String, String)>,
-    Query(consistency): Query<Consistency>,
+    Params(consistency): Params<Consistency>,
     headers: HeaderMap,
 ) -> Result<Json<Fresh<Vec<AuditEntry>>>, ApiError> {
     let started = std::time::Instant::now();
@@ -175,7 +201,7 @@ async fn audit<C: Checkpoints>(
 async fn activity<C: Checkpoints>(
     State(state): State<Arc<AppState<C>>>,
     Path((tenant, kind, id)): Path<(String, String, String)>,
-    Query(consistency): Query<Consistency>,
+    Params(consistency): Params<Consistency>,
     headers: HeaderMap,
 ) -> Result<Json<Fresh<Vec<ActivityEntry>>>, ApiError> {
     let started = std::time::Instant::now();
@@ -214,10 +240,66 @@ pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
         .route("/v1/tenants/{tenant}/streams/{stream}/audit", get(audit::<C>))
         .route("/v1/tenants/{tenant}/actors/{kind}/{id}/activity", get(activity::<C>))
         .route(
+            "/v1/tenants/{tenant}/customers/{customer}",
+            get(customers::profile::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{customer}/subscriptions",
+            get(customers::subscriptions::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{customer}/refunds",
+            get(customers::refunds::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{customer}/emails",
+            get(customers::emails::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/customers/{customer}/referrals",
+            get(customers::referrals::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/streams/{stream}/verify",
+            get(customers::verify::<C>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/streams/{stream}/state",
+            get(customers::state_as_of::<C>),
+        )
+        .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .with_state(Arc::new(state))
+}
+
+/// Keeps `/readyz` saying whether the projector's progress is known: every projection
+/// served has a checkpoint (and the store answers), checked every two seconds.
+async fn watch_progress(checkpoints: CqlCheckpoints, projections: Vec<String>, readiness: Readiness) {
+    loop {
+        let mut unknown = Vec::new();
+        let mut store_error = None;
+        for projection in &projections {
+            match checkpoints.freshness(projection, fresh::now_micros()).await {
+                Ok(freshness) if !freshness.partitions.is_empty() => {}
+                Ok(_) => unknown.push(projection.clone()),
+                Err(error) => {
+                    store_error = Some(error.to_string());
+                    unknown.push(projection.clone());
+                }
+            }
+        }
+        match store_error {
+            Some(error) => readiness.set("cql", false, error),
+            None => readiness.set("cql", true, "connected"),
+        }
+        match unknown.as_slice() {
+            [] => readiness.set("projector", true, "progress known"),
+            _ => readiness.set("projector", false, format!("no checkpoint yet: {}", unknown.join(", "))),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Runs the query API until `shutdown` resolves.
@@ -232,14 +314,22 @@ pub async fn run(
         .await
         .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
+    let progress_session = Arc::clone(&session);
     let trails = Trails::new(Arc::clone(&session)).await?;
+    let support = customers::Support::connect(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
     let checkpoints = CqlCheckpoints::new(session).await?;
     readiness.set("cql", true, "connected");
+    tokio::spawn(watch_progress(
+        CqlCheckpoints::new(Arc::clone(&progress_session)).await?,
+        config.projections.clone(),
+        readiness.clone(),
+    ));
 
     let state = AppState {
         authenticator,
         checkpoints,
         trails,
+        support,
         projections: config.projections.clone(),
         max_wait: Duration::from_millis(config.max_wait_ms),
     };

@@ -40,6 +40,7 @@ fn token(tenant: &str) -> String {
 }
 
 struct Api {
+    _keys: tempfile::TempDir,
     base: String,
     checkpoints: Arc<CqlCheckpoints>,
     client: reqwest::Client,
@@ -49,6 +50,14 @@ async fn start() -> TestResult<Api> {
     let keyspace = TestKeyspace::create("query").await?;
     let session = Arc::new(keyspace.into_session());
     let trails = keel_trails::Trails::new(Arc::clone(&session)).await?;
+    let keys = tempfile::tempdir()?;
+    let key_args = keel_vault_cql::KeyArgs {
+        kms_file: keys.path().join("kms.json"),
+        key_cache: 100,
+        vault_keyspace: None,
+    };
+    let support =
+        keel_query::customers::Support::connect(&key_args, &keel_testkit::cql_nodes(), Arc::clone(&session)).await?;
     let checkpoints = Arc::new(CqlCheckpoints::new(session).await?);
     let tenants: HashMap<String, TenantAuth> = ["acme", "globex"]
         .into_iter()
@@ -64,6 +73,7 @@ async fn start() -> TestResult<Api> {
         authenticator: Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
         checkpoints: Arc::clone(&checkpoints),
         trails,
+        support,
         projections: vec![PROJECTION.into()],
         max_wait: Duration::from_secs(3),
     };
@@ -71,6 +81,7 @@ async fn start() -> TestResult<Api> {
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     Ok(Api {
+        _keys: keys,
         base,
         checkpoints,
         client: reqwest::Client::new(),
@@ -198,6 +209,13 @@ fn the_openapi_document_describes_every_route() -> TestResult {
         "/v1/tenants/{tenant}/projections/{projection}/freshness",
         "/v1/tenants/{tenant}/streams/{stream}/audit",
         "/v1/tenants/{tenant}/actors/{kind}/{id}/activity",
+        "/v1/tenants/{tenant}/customers/{customer}",
+        "/v1/tenants/{tenant}/customers/{customer}/subscriptions",
+        "/v1/tenants/{tenant}/customers/{customer}/refunds",
+        "/v1/tenants/{tenant}/customers/{customer}/emails",
+        "/v1/tenants/{tenant}/customers/{customer}/referrals",
+        "/v1/tenants/{tenant}/streams/{stream}/verify",
+        "/v1/tenants/{tenant}/streams/{stream}/state",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -1,0 +1,61 @@
+//! The read side of a test: the projector and the query API over a handler harness's
+//! topics and keyspace, in-process, as their binaries run them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_checkpoints::CqlCheckpoints;
+use keel_query::customers::Support;
+use keel_query::{AppState, router};
+use keel_testkit::TestResult;
+use keel_trails::Trails;
+use serde_json::Value;
+
+use crate::handler_harness::HandlerHarness;
+
+/// Starts the projector and the query API over the handler's topics and keyspace; returns
+/// the API's base URL.
+pub async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
+    let config = harness.projector_config(&harness.config.keyspace);
+    let keys = config.keys.clone();
+    tokio::spawn(keel_projector::run_customer_support(
+        config,
+        std::future::pending::<()>(),
+    ));
+
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(&harness.config.cql_nodes)
+        .build()
+        .await?;
+    // The handler, starting in its own task, may not have created the keyspace yet.
+    let create = format!(
+        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+        harness.config.keyspace
+    );
+    session.query_unpaged(create, &[]).await?;
+    session.use_keyspace(&harness.config.keyspace, true).await?;
+    let session = Arc::new(session);
+    let tenants = keel_auth::TenantsFile::load(&harness.config.tenants).map_err(anyhow::Error::msg)?;
+    let state = AppState {
+        authenticator: tenants.authenticator().map_err(anyhow::Error::msg)?,
+        trails: Trails::new(Arc::clone(&session)).await?,
+        support: Support::connect(&keys, &harness.config.cql_nodes, Arc::clone(&session)).await?,
+        checkpoints: CqlCheckpoints::new(session).await?,
+        projections: keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
+        max_wait: Duration::from_secs(30),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok(base)
+}
+
+/// GET `path` with a bearer token: the status and the JSON body.
+pub async fn get(base: &str, path: &str, bearer: &str) -> TestResult<(u16, Value)> {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(bearer)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
