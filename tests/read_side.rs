@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_checkpoints::CqlCheckpoints;
-use keel_query::customers::Support;
-use keel_query::{AppState, router};
+use keel_checkpoints::Generations;
+use keel_query::{AppState, ReadModels, router};
 use keel_testkit::TestResult;
-use keel_trails::Trails;
 use serde_json::Value;
 
 use crate::handler_harness::HandlerHarness;
@@ -36,14 +34,24 @@ pub async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
     session.use_keyspace(&harness.config.keyspace, true).await?;
     let session = Arc::new(session);
     let tenants = keel_auth::TenantsFile::load(&harness.config.tenants).map_err(anyhow::Error::msg)?;
-    let state = AppState {
-        authenticator: tenants.authenticator().map_err(anyhow::Error::msg)?,
-        trails: Trails::new(Arc::clone(&session)).await?,
-        support: Support::connect(&keys, &harness.config.cql_nodes, Arc::clone(&session)).await?,
-        checkpoints: CqlCheckpoints::new(session).await?,
-        projections: keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
-        max_wait: Duration::from_secs(30),
-    };
+    let nodes = &harness.config.cql_nodes;
+    let keys = Arc::new(keel_vault_cql::service_key_ring(&keys, nodes, Arc::clone(&session)).await?);
+    let keyspace = &harness.config.keyspace;
+    let models = ReadModels::connect(keyspace, Arc::clone(&session), Arc::clone(&keys)).await?;
+    let state = Arc::new(AppState::new(
+        tenants.authenticator().map_err(anyhow::Error::msg)?,
+        models,
+        keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
+        Duration::from_secs(30),
+    ));
+    let generations = Generations::new(session, keyspace).await?;
+    tokio::spawn(keel_query::follow_generations(
+        Arc::clone(&state),
+        generations,
+        nodes.clone(),
+        keys,
+        keel_service::Readiness::new(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });

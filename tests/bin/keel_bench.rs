@@ -6,19 +6,37 @@
 //! - **raw transactional produce**: an rdkafka transactional producer writing records of the
 //!   handler's average event size, with as many records per transaction as the handler
 //!   writes per batch (an event and a result per command), on the same broker.
+//! - **projector**: events → every projection, per second. A projector starts on the events
+//!   the handler run left and builds into a fresh keyspace; the rate is taken between its
+//!   first checkpoint and the one that reaches the log's end.
+//! - **raw CQL writes**: prepared inserts of rows of the events' average size into a table
+//!   of the same node, with as many writes in flight as the projector keeps (a batch of
+//!   events, each writing its rows at once).
+//! - **command → visible**: a handler and a projector running, commands sent at a steady
+//!   rate; for each, the time from its send to the projection's checkpoint passing its
+//!   event (polled every 5 ms), p50 and p99.
 //!
 //! A benchmark, not a test: it asserts nothing about time.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use futures::future::try_join_all;
+use keel_checkpoints::{Checkpoints, CqlCheckpoints};
 use keel_customer_support::SupportCommand;
+use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{HandlerHarness, agent_command, register};
 use keel_kafka::clients;
 use keel_testkit::unique_name;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use scylla::client::session::Session;
 use serde::Serialize;
+use uuid::Uuid;
 
 #[derive(Debug, Parser)]
 #[command(about = "Keel's benchmark: figures next to a raw baseline, measured in one run")]
@@ -32,6 +50,12 @@ struct Args {
     /// Partitions of the topics.
     #[arg(long, env = "KEEL_BENCH_PARTITIONS", default_value_t = 6)]
     partitions: i32,
+    /// Commands per second of the steady load of the latency run.
+    #[arg(long, env = "KEEL_BENCH_STEADY_RATE", default_value_t = 100)]
+    steady_rate: u64,
+    /// Commands of the latency run.
+    #[arg(long, env = "KEEL_BENCH_STEADY_COMMANDS", default_value_t = 2_000)]
+    steady_commands: usize,
     /// Where to write the results.
     #[arg(long, default_value = "bench/results")]
     out: std::path::PathBuf,
@@ -77,10 +101,56 @@ async fn main() -> anyhow::Result<()> {
         unit: "ratio",
         note: "same broker, same run".into(),
     });
+
+    let projector = projector_throughput(&args, &handler).await?;
+    let raw_cql = raw_cql_writes(&args, handler.average_event_bytes, projector.writes_in_flight).await?;
+    let raw_events = raw_cql.rows_per_second / projector.rows_per_event;
+    figures.push(Figure {
+        name: "projector events -> projections",
+        value: projector.events_per_second,
+        unit: "events/s",
+        note: format!(
+            "{} events, 8 projections (~{:.1} CQL writes per event), batches of up to {}",
+            args.commands, projector.rows_per_event, projector.batch
+        ),
+    });
+    figures.push(Figure {
+        name: "raw CQL prepared writes",
+        value: raw_events,
+        unit: "event-equivalents/s",
+        note: format!(
+            "{:.0} rows/s of {} B, {} in flight, same node; / {:.1} writes per event",
+            raw_cql.rows_per_second, handler.average_event_bytes, projector.writes_in_flight, projector.rows_per_event
+        ),
+    });
+    figures.push(Figure {
+        name: "projector / raw",
+        value: projector.events_per_second / raw_events,
+        unit: "ratio",
+        note: "same node, same run".into(),
+    });
+
+    let latency = command_to_visible(&args).await?;
+    figures.push(Figure {
+        name: "command -> visible p50",
+        value: latency.p50_ms,
+        unit: "ms",
+        note: format!(
+            "{} commands at {}/s, handler and projector running",
+            latency.count, args.steady_rate
+        ),
+    });
+    figures.push(Figure {
+        name: "command -> visible p99",
+        value: latency.p99_ms,
+        unit: "ms",
+        note: format!("max {:.1} ms", latency.max_ms),
+    });
     report(&args, &figures)
 }
 
 struct HandlerRun {
+    harness: HandlerHarness,
     commands_per_second: f64,
     average_event_bytes: usize,
     records_per_transaction: usize,
@@ -130,12 +200,14 @@ async fn handler_throughput(args: &Args) -> anyhow::Result<HandlerRun> {
         )
         .await?;
     harness.stop().await?;
+    let batch = harness.config.max_batch;
     let average_event_bytes = events.iter().map(Vec::len).sum::<usize>() / events.len().max(1);
     Ok(HandlerRun {
+        harness,
         commands_per_second: args.commands as f64 / elapsed.as_secs_f64(),
         average_event_bytes,
-        records_per_transaction: 2 * harness.config.max_batch,
-        batch: harness.config.max_batch,
+        records_per_transaction: 2 * batch,
+        batch,
     })
 }
 
@@ -174,6 +246,236 @@ async fn raw_transactional_produce(args: &Args, record_bytes: usize, per_transac
     kafka.delete_topic(&topic).await?;
     Ok(RawRun {
         records_per_second: total as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+/// The sum of the end offsets of the events topic's partitions (records and transaction
+/// markers: where a caught-up projector's checkpoints stand).
+fn events_end(harness: &HandlerHarness) -> anyhow::Result<i64> {
+    let consumer: StreamConsumer =
+        clients::read_committed_reader(harness.kafka.brokers(), &unique_name("ends")).create()?;
+    let mut end = 0;
+    for partition in 0..harness.config.partitions {
+        let (_, high) = consumer.fetch_watermarks(&harness.config.events_topic, partition, Duration::from_secs(10))?;
+        end += high;
+    }
+    Ok(end)
+}
+
+async fn cql_session(harness: &HandlerHarness, keyspace: &str) -> anyhow::Result<Arc<Session>> {
+    let session = keel_cql::connect(&harness.config.cql_nodes, keyspace)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(session))
+}
+
+struct ProjectorRun {
+    events_per_second: f64,
+    rows_per_event: f64,
+    writes_in_flight: usize,
+    batch: usize,
+}
+
+async fn projector_throughput(args: &Args, handler: &HandlerRun) -> anyhow::Result<ProjectorRun> {
+    let harness = &handler.harness;
+    let mut config = harness.projector_config(&unique_name("bench_projector"));
+    config.max_batch = 500;
+    let (batch, keyspace) = (config.max_batch, config.keyspace.clone());
+    let end = tokio::task::block_in_place(|| events_end(harness))?;
+    eprintln!("bench: projecting {} events", args.commands);
+    let running = tokio::spawn(keel_projector::run_customer_support(
+        config,
+        std::future::pending::<()>(),
+    ));
+    let session = cql_session(harness, &keyspace).await?;
+    let checkpoints = CqlCheckpoints::new(Arc::clone(&session)).await?;
+    let mut first: Option<(Instant, i64)> = None;
+    let (last, applied) = loop {
+        let applied: i64 = checkpoints
+            .checkpoints(keel_projector::AUDIT)
+            .await?
+            .iter()
+            .map(|c| c.next_offset)
+            .sum();
+        if first.is_none() && applied > 0 {
+            first = Some((Instant::now(), applied));
+        }
+        if applied >= end {
+            break (Instant::now(), applied);
+        }
+        anyhow::ensure!(!running.is_finished(), "the projector stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    running.abort();
+    let (started, applied_at_start) = first.context("no checkpoint ever appeared")?;
+    // Offsets count transaction markers too: scale to events.
+    let events = (applied - applied_at_start) as f64 * args.commands as f64 / end as f64;
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
+        .await?;
+    // Per event: an audit row, an activity row, the sealed copy, and the domain's rows (a
+    // registration writes the profile; a refund its row and the profile's position).
+    let writes = 4 * args.streams + 5 * (args.commands - args.streams);
+    let rows_per_event = writes as f64 / args.commands as f64;
+    Ok(ProjectorRun {
+        events_per_second: events / last.duration_since(started).as_secs_f64(),
+        rows_per_event,
+        writes_in_flight: (batch as f64 * rows_per_event) as usize,
+        batch,
+    })
+}
+
+struct RawCqlRun {
+    rows_per_second: f64,
+}
+
+async fn raw_cql_writes(args: &Args, row_bytes: usize, in_flight: usize) -> anyhow::Result<RawCqlRun> {
+    let keyspace = unique_name("bench_cql");
+    let session = keel_cql::connect(&keel_testkit::cql_nodes(), &keyspace)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    session
+        .query_unpaged("CREATE TABLE raw (k text, c bigint, v blob, PRIMARY KEY (k, c))", &[])
+        .await?;
+    let insert = session
+        .prepare("INSERT INTO raw (k, c, v) VALUES (?, ?, ?) USING TIMESTAMP ?")
+        .await?;
+    let payload = vec![b'x'; row_bytes];
+    let keys: Vec<String> = (0..args.streams).map(|i| format!("acme/c-{i:05}")).collect();
+    let total = 5 * args.commands;
+    eprintln!("bench: raw CQL writes of {total} rows, {in_flight} in flight");
+    let started = Instant::now();
+    let mut written = 0;
+    while written < total {
+        let count = in_flight.min(total - written);
+        let writes = (written..written + count).map(|i| {
+            let at = i as i64;
+            session.execute_unpaged(&insert, (&keys[i % keys.len()], at, &payload, at))
+        });
+        try_join_all(writes).await?;
+        written += count;
+    }
+    let elapsed = started.elapsed();
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
+        .await?;
+    Ok(RawCqlRun {
+        rows_per_second: total as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+struct LatencyRun {
+    count: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// Streams every command result of `harness` as it is committed.
+fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<CommandResult>> {
+    let consumer: StreamConsumer =
+        clients::read_committed_reader(harness.kafka.brokers(), &unique_name("results")).create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..harness.config.partitions {
+        assignment.add_partition_offset(&harness.config.results_topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(message) = consumer.recv().await {
+            if let Ok(result) = serde_json::from_slice::<CommandResult>(message.payload().unwrap_or_default())
+                && send.send(result).is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(receive)
+}
+
+async fn command_to_visible(args: &Args) -> anyhow::Result<LatencyRun> {
+    let mut harness = HandlerHarness::start(args.partitions).await?;
+    let config = harness.projector_config(&unique_name("bench_visible"));
+    let keyspace = config.keyspace.clone();
+    let projector = tokio::spawn(keel_projector::run_customer_support(
+        config,
+        std::future::pending::<()>(),
+    ));
+    let checkpoints = CqlCheckpoints::new(cql_session(&harness, &keyspace).await?).await?;
+    let mut results = watch_results(&harness)?;
+    let stream = |i: usize| format!("c-{:05}", i % args.streams);
+    let registrations: Vec<_> = (0..args.streams)
+        .map(|i| agent_command("acme", &stream(i), register(&stream(i))))
+        .collect();
+    harness.send_many(&registrations).await?;
+    for _ in 0..args.streams {
+        results.recv().await.context("the results stream ended")?;
+    }
+
+    eprintln!(
+        "bench: {} commands at {}/s, each timed until visible",
+        args.steady_commands, args.steady_rate
+    );
+    let mut sent: HashMap<Uuid, Instant> = HashMap::new();
+    let mut waiting: Vec<(Uuid, i32, i64)> = Vec::new();
+    let mut latencies: Vec<Duration> = Vec::with_capacity(args.steady_commands);
+    let interval = Duration::from_micros(1_000_000 / args.steady_rate.max(1));
+    let mut next_send = tokio::time::Instant::now();
+    let mut next = 0;
+    while latencies.len() < args.steady_commands {
+        anyhow::ensure!(!projector.is_finished(), "the projector stopped");
+        if next < args.steady_commands && tokio::time::Instant::now() >= next_send {
+            let command = agent_command(
+                "acme",
+                &stream(next),
+                SupportCommand::IssueRefund {
+                    refund_id: format!("r-{next}"),
+                    amount_cents: 100,
+                    reason: "steady".into(),
+                },
+            );
+            sent.insert(command.command_id, Instant::now());
+            harness.send(&command).await?;
+            next += 1;
+            next_send += interval;
+        }
+        while let Ok(result) = results.try_recv() {
+            if let Outcome::Accepted {
+                position: Some(position),
+                ..
+            } = result.outcome
+                && sent.contains_key(&result.command_id)
+            {
+                waiting.push((result.command_id, position.partition, position.offset));
+            }
+        }
+        if !waiting.is_empty() {
+            let applied: HashMap<i32, i64> = checkpoints
+                .checkpoints(keel_support_projections::REFUNDS)
+                .await?
+                .into_iter()
+                .map(|c| (c.partition, c.next_offset))
+                .collect();
+            let now = Instant::now();
+            waiting.retain(|(command_id, partition, offset)| {
+                let visible = applied.get(partition).is_some_and(|next| next > offset);
+                if visible && let Some(at) = sent.get(command_id) {
+                    latencies.push(now.duration_since(*at));
+                }
+                !visible
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    projector.abort();
+    harness.stop().await?;
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    Ok(LatencyRun {
+        count: latencies.len(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
     })
 }
 

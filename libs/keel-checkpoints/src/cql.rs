@@ -8,7 +8,8 @@ use scylla::statement::prepared::PreparedStatement;
 
 use crate::{Checkpoint, CheckpointError, Checkpoints, Head};
 
-const SCHEMA: &str = include_str!("cql/schema.cql");
+/// The checkpoint and head tables.
+pub const SCHEMA: &str = include_str!("cql/schema.cql");
 
 /// Checkpoints on a CQL session whose current keyspace holds the tables.
 pub struct CqlCheckpoints {

@@ -11,11 +11,13 @@
 
 mod cql;
 mod error;
+mod generation;
 mod memory;
 pub mod suite;
 
-pub use cql::CqlCheckpoints;
+pub use cql::{CqlCheckpoints, SCHEMA};
 pub use error::CheckpointError;
+pub use generation::Generations;
 pub use memory::InMemoryCheckpoints;
 
 use std::collections::BTreeMap;

@@ -69,9 +69,47 @@ pub async fn connect(nodes: &[String], keyspace: &str) -> Result<Session, String
     Ok(session)
 }
 
+/// The tables a schema file creates (`CREATE TABLE [IF NOT EXISTS] name`).
+pub fn table_names(file: &str) -> Vec<String> {
+    statements(file)
+        .filter_map(|statement| {
+            let words: Vec<&str> = statement.split_whitespace().collect();
+            let rest = match words.as_slice() {
+                [create, table, rest @ ..]
+                    if create.eq_ignore_ascii_case("create") && table.eq_ignore_ascii_case("table") =>
+                {
+                    rest
+                }
+                _ => return None,
+            };
+            let name = match rest {
+                [if_, not, exists, name, ..]
+                    if if_.eq_ignore_ascii_case("if")
+                        && not.eq_ignore_ascii_case("not")
+                        && exists.eq_ignore_ascii_case("exists") =>
+                {
+                    name
+                }
+                [name, ..] => name,
+                [] => return None,
+            };
+            name.split('(')
+                .next()
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names_are_read_from_create_statements() {
+        let file = "CREATE TYPE IF NOT EXISTS t (a int);\n-- c\nCREATE TABLE IF NOT EXISTS one (a int PRIMARY KEY);\ncreate table two(a int primary key);";
+        assert_eq!(table_names(file), ["one", "two"]);
+    }
 
     #[test]
     fn statements_split_on_semicolons_and_drop_comments() {

@@ -46,7 +46,8 @@ pub const STREAM_EVENTS: &str = "stream_events.v1";
 /// Every projection of this crate, as checkpoints name them.
 pub const ALL: [&str; 6] = [PROFILES, SUBSCRIPTIONS, REFUNDS, EMAILS, REFERRALS, STREAM_EVENTS];
 
-const SCHEMA: &str = include_str!("cql/schema.cql");
+/// The projections' tables.
+pub const SCHEMA: &str = include_str!("cql/schema.cql");
 
 /// The domain projections' tables on a CQL session.
 pub struct SupportProjections {

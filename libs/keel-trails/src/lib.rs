@@ -26,7 +26,8 @@ pub const AUDIT: &str = "audit_trail.v1";
 /// The actor activity projection (table version 1).
 pub const ACTIVITY: &str = "actor_activity.v1";
 
-const SCHEMA: &str = include_str!("cql/schema.cql");
+/// The projections' tables.
+pub const SCHEMA: &str = include_str!("cql/schema.cql");
 
 /// Writes both trails.
 pub struct Trails {

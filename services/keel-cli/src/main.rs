@@ -6,7 +6,10 @@
 //! - `keel topics create` creates the command-path topics (the handler also does at start);
 //! - `keel command send` encodes a command of the worked domain as an Avro envelope, produces
 //!   it keyed by tenant/stream (murmur2, as Java clients do) and, with `--wait`, prints its
-//!   result; `keel command wait` waits for the result of a command id.
+//!   result; `keel command wait` waits for the result of a command id;
+//! - `keel projections rebuild` rebuilds every projection from the log's start into a new
+//!   generation while the serving one answers, switches reads when it has caught up, and
+//!   drops the old one; `keel projections serving` says which generation serves.
 //!
 //! Every flag is also a `KEEL_*` variable where it names shared configuration.
 
@@ -33,6 +36,30 @@ enum Top {
     /// Commands: send one, wait for a result.
     #[command(subcommand)]
     Command(command::CommandCli),
+    /// Projections: rebuild without downtime, which generation serves.
+    #[command(subcommand)]
+    Projections(Projections),
+}
+
+#[derive(Debug, Subcommand)]
+enum Projections {
+    /// Rebuild every projection from the log's start into a new generation, switch reads
+    /// to it once it has caught up, then drop the old one.
+    Rebuild(keel_projector::rebuild::RebuildArgs),
+    /// Print the keyspace whose projections serve reads.
+    Serving {
+        /// CQL contact points, comma-separated.
+        #[arg(
+            long,
+            env = "KEEL_CQL_NODES",
+            default_value = "127.0.0.1:9042",
+            value_delimiter = ','
+        )]
+        cql_nodes: Vec<String>,
+        /// The control keyspace.
+        #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
+        keyspace: String,
+    },
 }
 
 #[tokio::main]
@@ -45,5 +72,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Top::Topics(topics) => topics.run().await,
         Top::Command(command) => command.run().await,
+        Top::Projections(Projections::Rebuild(args)) => {
+            keel_service::telemetry::init_tracing(false, "info");
+            let rebuilt = keel_projector::rebuild::rebuild(args).await?;
+            println!("{}", serde_json::to_string_pretty(&rebuilt)?);
+            Ok(())
+        }
+        Top::Projections(Projections::Serving { cql_nodes, keyspace }) => {
+            let session = keel_cql::connect(&cql_nodes, &keyspace)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let generations = keel_checkpoints::Generations::new(std::sync::Arc::new(session), &keyspace).await?;
+            println!("{}", generations.serving().await?);
+            Ok(())
+        }
     }
 }

@@ -17,19 +17,20 @@
 //! tell lag.
 
 mod avro;
+pub mod rebuild;
 pub mod support;
 
 pub use avro::meta_of;
 pub use keel_trails::{ACTIVITY, AUDIT, EventMeta, Trails};
 pub use support::PROJECTIONS;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Head};
+use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Generations, Head};
 use keel_kafka::clients;
 use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -95,13 +96,13 @@ pub async fn run_customer_support(
         },
     ));
 
-    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
+    let control = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
-    let session = Arc::new(session);
-    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
-    let models = SupportModels::new(Arc::clone(&session), keys).await?;
-    let checkpoints = CqlCheckpoints::new(session).await?;
+    let control = Arc::new(control);
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&control)).await?;
+    let keys = Arc::new(keys);
+    let generations = Arc::new(Generations::new(Arc::clone(&control), &config.keyspace).await?);
     readiness.set("cql", true, "connected");
 
     let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
@@ -111,48 +112,90 @@ pub async fn run_customer_support(
     );
     let consumer: StreamConsumer = consumer_config.create()?;
     consumer.subscribe(&[&config.events_topic])?;
+    let consumer = Arc::new(consumer);
 
-    let mut projector = Projector {
-        config,
-        models,
-        consumer,
-        checkpoints,
-        readiness,
-        positions: HashMap::new(),
-        event_times: HashMap::new(),
+    tokio::pin!(shutdown);
+    let mut generation = generations.serving().await?;
+    let outcome = loop {
+        let session = if generation == config.keyspace {
+            Arc::clone(&control)
+        } else {
+            let session = keel_cql::connect(&config.cql_nodes, &generation)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            Arc::new(session)
+        };
+        tracing::info!(generation, "projecting into this generation");
+        readiness.set("generation", true, generation.clone());
+        let mut projector = Projector {
+            config: config.clone(),
+            models: SupportModels::new(Arc::clone(&session), Arc::clone(&keys)).await?,
+            consumer: Arc::clone(&consumer),
+            checkpoints: CqlCheckpoints::new(session).await?,
+            readiness: readiness.clone(),
+            generations: Arc::clone(&generations),
+            generation: generation.clone(),
+            positions: HashMap::new(),
+            unchecked: HashSet::new(),
+            event_times: HashMap::new(),
+        };
+        match projector.run(&mut shutdown).await {
+            Ok(Stop::Shutdown) => break Ok(()),
+            Ok(Stop::Switch(next)) => {
+                tracing::info!(from = generation, to = next, "the serving generation switched");
+                generation = next;
+            }
+            Err(error) => break Err(error),
+        }
     };
-    let outcome = projector.run(shutdown).await;
     let _ = stop_tx.send(true);
     let _ = ops.await;
     outcome
 }
 
+/// Why a projector's loop ended.
+enum Stop {
+    /// Shutdown was asked.
+    Shutdown,
+    /// Another generation serves now: project into it.
+    Switch(String),
+}
+
 struct Projector {
     config: ProjectorConfig,
     models: SupportModels,
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
     checkpoints: CqlCheckpoints,
     readiness: Readiness,
+    generations: Arc<Generations>,
+    /// The keyspace this projector writes into.
+    generation: String,
     /// Per partition: the next offset not yet applied, loaded from the checkpoint.
     positions: HashMap<i32, i64>,
+    /// Partitions whose checkpoint was loaded and whose first message was not seen yet.
+    unchecked: HashSet<i32>,
     /// Per partition: the time of the last event applied.
     event_times: HashMap<i32, i64>,
 }
 
 impl Projector {
-    async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        tokio::pin!(shutdown);
+    async fn run(&mut self, shutdown: &mut (impl std::future::Future<Output = ()> + Unpin)) -> anyhow::Result<Stop> {
         let mut last_heads = Instant::now() - Duration::from_secs(10);
         let mut failures = 0_u32;
         loop {
             let batch = tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut *shutdown => return Ok(Stop::Shutdown),
                 batch = self.collect() => batch,
             };
             if last_heads.elapsed() >= Duration::from_secs(1) {
                 last_heads = Instant::now();
                 if let Err(error) = self.save_heads().await {
                     tracing::warn!(%error, "saving log heads failed");
+                }
+                match self.generations.serving().await {
+                    Ok(serving) if serving != self.generation => return Ok(Stop::Switch(serving)),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "reading the serving generation failed"),
                 }
             }
             if batch.is_empty() {
@@ -246,6 +289,7 @@ impl Projector {
         }
         let position = least.as_ref().map_or(0, |c| c.next_offset);
         self.positions.insert(partition, position);
+        self.unchecked.insert(partition);
         if let Some(checkpoint) = least {
             self.event_times.insert(partition, checkpoint.event_time_micros);
         }
@@ -254,10 +298,23 @@ impl Projector {
 
     async fn apply(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
         let mut records = Vec::with_capacity(batch.len());
+        let mut rewound = HashSet::new();
         for message in batch {
-            let position = self.position(message.partition()).await?;
-            if message.offset() < position {
-                continue; // applied before the last restart
+            let partition = message.partition();
+            let position = self.position(partition).await?;
+            if self.unchecked.remove(&partition) && message.offset() > position {
+                // The consumer resumed past the checkpoint (group offsets of another
+                // generation, or a transaction marker): go back to it once, skip nothing.
+                self.consumer.seek(
+                    &self.config.events_topic,
+                    partition,
+                    Offset::Offset(position),
+                    Duration::from_secs(10),
+                )?;
+                rewound.insert(partition);
+            }
+            if rewound.contains(&partition) || message.offset() < position {
+                continue; // rewound, or applied before the last restart
             }
             records.push(Record {
                 partition: message.partition(),

@@ -47,9 +47,8 @@ pub struct SupportModels {
 
 impl SupportModels {
     /// The tables in `session`'s keyspace (created if missing), opening payloads with `keys`.
-    pub async fn new(session: Arc<Session>, keys: ServiceKeyRing) -> anyhow::Result<Self> {
-        let codec =
-            EventCodec::new::<keel_customer_support::Customer>(Arc::new(keys), keel_envelope::Upcasters::new())?;
+    pub async fn new(session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
+        let codec = EventCodec::new::<keel_customer_support::Customer>(keys, keel_envelope::Upcasters::new())?;
         Ok(Self {
             codec,
             trails: Trails::new(Arc::clone(&session)).await?,

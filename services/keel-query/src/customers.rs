@@ -28,7 +28,8 @@ use keel_vault_cql::CqlKeyVault;
 use serde::{Deserialize, Serialize};
 
 use crate::fresh::{Consistency, Fresh, wait_for};
-use crate::{ApiError, AppState, Params, path_id};
+use crate::{ApiError, AppState, Params, ReadModels, path_id};
+use keel_checkpoints::Freshness;
 
 /// The domain's projections and the codec that opens their sealed fields.
 pub struct Support {
@@ -52,16 +53,14 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 }
 
 impl Support {
-    /// The projections in `session`'s keyspace, opened with the keys `keys` names.
-    pub async fn connect(
-        keys: &keel_vault_cql::KeyArgs,
-        nodes: &[String],
+    /// The projections in `session`'s keyspace, opened with `keys`.
+    pub async fn new(
         session: Arc<scylla::client::session::Session>,
+        keys: Arc<keel_vault_cql::ServiceKeyRing>,
     ) -> anyhow::Result<Self> {
-        let ring = keel_vault_cql::service_key_ring(keys, nodes, Arc::clone(&session)).await?;
         Ok(Self {
             projections: SupportProjections::new(session).await?,
-            codec: EventCodec::new::<Customer>(Arc::new(ring), keel_envelope::Upcasters::new())?,
+            codec: EventCodec::new::<Customer>(keys, keel_envelope::Upcasters::new())?,
         })
     }
 
@@ -97,23 +96,26 @@ async fn begin<C: Checkpoints>(
     (tenant, name, id): (&str, &'static str, &str),
     projection: &str,
     consistency: &Consistency,
-) -> Result<(keel_checkpoints::Freshness, bool), ApiError> {
+) -> Result<(Arc<ReadModels<C>>, Freshness, bool), ApiError> {
     state.principal(tenant, headers)?;
     path_id(name, id)?;
-    wait_for(&state.checkpoints, projection, consistency, state.max_wait).await
+    let models = state.models();
+    let (freshness, stale) = wait_for(&models.checkpoints, projection, consistency, state.max_wait).await?;
+    Ok((models, freshness, stale))
 }
 
-fn answered<T>(
+fn answered<T, C>(
     route: &'static str,
     started: std::time::Instant,
     data: T,
-    fresh: (keel_checkpoints::Freshness, bool),
+    (models, freshness, stale): (Arc<ReadModels<C>>, Freshness, bool),
 ) -> Json<Fresh<T>> {
     metrics::histogram!("keel_query_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     Json(Fresh {
         data,
-        freshness: fresh.0,
-        stale: fresh.1,
+        freshness,
+        stale,
+        generation: models.generation.clone(),
     })
 }
 
@@ -156,7 +158,7 @@ pub async fn profile<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let support = &state.support;
+    let support = &fresh.0.support;
     let row = support
         .projections
         .profile(&tenant, &customer)
@@ -193,7 +195,8 @@ pub async fn subscriptions<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let data = state
+    let data = fresh
+        .0
         .support
         .projections
         .subscriptions(&tenant, &customer)
@@ -231,7 +234,8 @@ pub async fn refunds<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let rows = state
+    let rows = fresh
+        .0
         .support
         .projections
         .refunds(&tenant, &customer)
@@ -274,7 +278,7 @@ pub async fn emails<C: Checkpoints>(
 ) -> Result<Json<Fresh<Vec<Email>>>, ApiError> {
     let started = std::time::Instant::now();
     let fresh = begin(&state, &headers, (&tenant, "customer", &customer), EMAILS, &consistency).await?;
-    let support = &state.support;
+    let support = &fresh.0.support;
     let rows = support.projections.emails(&tenant, &customer).await.map_err(internal)?;
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
@@ -324,7 +328,7 @@ pub async fn referrals<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let support = &state.support;
+    let support = &fresh.0.support;
     let rows = support
         .projections
         .referrals(&tenant, &customer)
@@ -400,8 +404,8 @@ pub async fn verify<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let events = stream_events(&state.support, &tenant, &stream).await?;
-    let verdict = verify_stream(state.support.codec.hasher(), &events, None).map_err(internal)?;
+    let events = stream_events(&fresh.0.support, &tenant, &stream).await?;
+    let verdict = verify_stream(fresh.0.support.codec.hasher(), &events, None).map_err(internal)?;
     let data = match verdict {
         Verdict::Intact { version, head } => Verification {
             verdict: "intact",
@@ -475,7 +479,7 @@ pub async fn state_as_of<C: Checkpoints>(
         &consistency,
     )
     .await?;
-    let events = stream_events(&state.support, &tenant, &stream).await?;
+    let events = stream_events(&fresh.0.support, &tenant, &stream).await?;
     let mut folded = StateAsOf {
         version: 0,
         recorded_at_micros: None,
@@ -489,7 +493,8 @@ pub async fn state_as_of<C: Checkpoints>(
             break;
         }
         let recorded_at = envelope.recorded_at;
-        let opened = state
+        let opened = fresh
+            .0
             .support
             .codec
             .open_event::<SupportEvent>(envelope)

@@ -23,6 +23,9 @@ pub struct Fresh<T> {
     pub freshness: Freshness,
     /// True when the client asked for a position the projection has not reached.
     pub stale: bool,
+    /// The generation of the projections that answered (their keyspace): it changes when a
+    /// rebuild switches over.
+    pub generation: String,
 }
 
 /// The read-your-writes parameters of a request.

@@ -29,10 +29,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use keel_auth::{Actor, ActorKind, Authenticator, Principal, TenantsFile};
-use keel_checkpoints::{Checkpoints, CqlCheckpoints};
+use keel_checkpoints::{Checkpoints, CqlCheckpoints, Generations};
 use keel_service::{Readiness, ops_router, telemetry};
 use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, Trails};
+use keel_vault_cql::ServiceKeyRing;
+use scylla::client::session::Session;
 use serde::Serialize;
+use std::sync::RwLock;
 
 pub use error::ApiError;
 use fresh::{Consistency, Fresh, wait_for};
@@ -80,16 +83,36 @@ pub struct QueryConfig {
     pub log_json: bool,
 }
 
-/// What every request handler shares.
-pub struct AppState<C> {
-    /// Verifies bearer tokens per tenant.
-    pub authenticator: Authenticator,
+/// One generation of the projections: the tables of one keyspace.
+pub struct ReadModels<C> {
+    /// The keyspace.
+    pub generation: String,
     /// Projection checkpoints, for freshness.
     pub checkpoints: C,
     /// The audit and activity trails.
     pub trails: Trails,
     /// The domain's projections and the codec that opens them.
     pub support: customers::Support,
+}
+
+impl ReadModels<CqlCheckpoints> {
+    /// The read models of `generation` (a keyspace on `session`), opened with `keys`.
+    pub async fn connect(generation: &str, session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
+        Ok(Self {
+            generation: generation.to_owned(),
+            trails: Trails::new(Arc::clone(&session)).await?,
+            support: customers::Support::new(Arc::clone(&session), keys).await?,
+            checkpoints: CqlCheckpoints::new(session).await?,
+        })
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState<C> {
+    /// Verifies bearer tokens per tenant.
+    pub authenticator: Authenticator,
+    /// The serving generation's read models; a rebuild's switch-over replaces them.
+    pub models: RwLock<Arc<ReadModels<C>>>,
     /// The projections served.
     pub projections: Vec<String>,
     /// The longest read-your-writes wait.
@@ -97,6 +120,31 @@ pub struct AppState<C> {
 }
 
 impl<C> AppState<C> {
+    /// State serving `models`.
+    pub fn new(
+        authenticator: Authenticator,
+        models: ReadModels<C>,
+        projections: Vec<String>,
+        max_wait: Duration,
+    ) -> Self {
+        Self {
+            authenticator,
+            models: RwLock::new(Arc::new(models)),
+            projections,
+            max_wait,
+        }
+    }
+
+    /// The serving generation's read models.
+    pub fn models(&self) -> Arc<ReadModels<C>> {
+        Arc::clone(&self.models.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Serves `models` from now on.
+    pub fn switch(&self, models: ReadModels<C>) {
+        *self.models.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(models);
+    }
+
     /// The principal of the request's bearer token, if it verifies for `tenant`.
     fn principal(&self, tenant: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let token = headers
@@ -131,12 +179,14 @@ async fn freshness<C: Checkpoints>(
     if !state.projections.contains(&projection) {
         return Err(ApiError::NotFound);
     }
-    let (freshness, stale) = wait_for(&state.checkpoints, &projection, &consistency, state.max_wait).await?;
+    let models = state.models();
+    let (freshness, stale) = wait_for(&models.checkpoints, &projection, &consistency, state.max_wait).await?;
     metrics::histogram!("keel_query_seconds", "route" => "freshness").record(started.elapsed().as_secs_f64());
     Ok(Json(Fresh {
         data: ProjectionFreshness { projection },
         freshness,
         stale,
+        generation: models.generation.clone(),
     }))
 }
 
@@ -180,8 +230,9 @@ async fn audit<C: Checkpoints>(
     let started = std::time::Instant::now();
     state.principal(&tenant, &headers)?;
     path_id("stream", &stream)?;
-    let (freshness, stale) = wait_for(&state.checkpoints, AUDIT, &consistency, state.max_wait).await?;
-    let entries = state
+    let models = state.models();
+    let (freshness, stale) = wait_for(&models.checkpoints, AUDIT, &consistency, state.max_wait).await?;
+    let entries = models
         .trails
         .audit(&tenant, &stream)
         .await
@@ -194,6 +245,7 @@ async fn audit<C: Checkpoints>(
         data: entries,
         freshness,
         stale,
+        generation: models.generation.clone(),
     }))
 }
 
@@ -212,9 +264,10 @@ async fn activity<C: Checkpoints>(
             name: "actor_kind",
             reason: "expected human, agent, service or system".into(),
         })?;
-    let (freshness, stale) = wait_for(&state.checkpoints, ACTIVITY, &consistency, state.max_wait).await?;
+    let models = state.models();
+    let (freshness, stale) = wait_for(&models.checkpoints, ACTIVITY, &consistency, state.max_wait).await?;
     let actor = Actor { kind, id };
-    let entries = state
+    let entries = models
         .trails
         .activity(&tenant, &actor)
         .await
@@ -227,11 +280,12 @@ async fn activity<C: Checkpoints>(
         data: entries,
         freshness,
         stale,
+        generation: models.generation.clone(),
     }))
 }
 
 /// The API's routes over `state`.
-pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
+pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
     Router::new()
         .route(
             "/v1/tenants/{tenant}/projections/{projection}/freshness",
@@ -271,17 +325,43 @@ pub fn router<C: Checkpoints>(state: AppState<C>) -> Router {
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
-/// Keeps `/readyz` saying whether the projector's progress is known: every projection
-/// served has a checkpoint (and the store answers), checked every two seconds.
-async fn watch_progress(checkpoints: CqlCheckpoints, projections: Vec<String>, readiness: Readiness) {
+/// Follows the serving generation (a rebuild's switch-over swaps the read models within a
+/// second) and keeps `/readyz` saying whether the projector's progress is known: every
+/// projection served has a checkpoint in the serving generation.
+pub async fn follow_generations(
+    state: Arc<AppState<CqlCheckpoints>>,
+    generations: Generations,
+    nodes: Vec<String>,
+    keys: Arc<ServiceKeyRing>,
+    readiness: Readiness,
+) {
     loop {
+        match generations.serving().await {
+            Ok(serving) if serving != state.models().generation => {
+                let session = keel_cql::connect(&nodes, &serving).await.map_err(anyhow::Error::msg);
+                match async { ReadModels::connect(&serving, Arc::new(session?), Arc::clone(&keys)).await }.await {
+                    Ok(models) => {
+                        tracing::info!(
+                            from = state.models().generation,
+                            to = serving,
+                            "switching to the new generation"
+                        );
+                        state.switch(models);
+                    }
+                    Err(error) => tracing::warn!(%error, generation = serving, "cannot serve the new generation yet"),
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reading the serving generation failed"),
+        }
+        let models = state.models();
         let mut unknown = Vec::new();
         let mut store_error = None;
-        for projection in &projections {
-            match checkpoints.freshness(projection, fresh::now_micros()).await {
+        for projection in &state.projections {
+            match models.checkpoints.freshness(projection, fresh::now_micros()).await {
                 Ok(freshness) if !freshness.partitions.is_empty() => {}
                 Ok(_) => unknown.push(projection.clone()),
                 Err(error) => {
@@ -295,10 +375,10 @@ async fn watch_progress(checkpoints: CqlCheckpoints, projections: Vec<String>, r
             None => readiness.set("cql", true, "connected"),
         }
         match unknown.as_slice() {
-            [] => readiness.set("projector", true, "progress known"),
+            [] => readiness.set("projector", true, format!("progress known in {}", models.generation)),
             _ => readiness.set("projector", false, format!("no checkpoint yet: {}", unknown.join(", "))),
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -313,26 +393,34 @@ pub async fn run(
     let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
-    let session = Arc::new(session);
-    let progress_session = Arc::clone(&session);
-    let trails = Trails::new(Arc::clone(&session)).await?;
-    let support = customers::Support::connect(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
-    let checkpoints = CqlCheckpoints::new(session).await?;
+    let control = Arc::new(session);
+    let keys = Arc::new(keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&control)).await?);
+    let generations = Generations::new(Arc::clone(&control), &config.keyspace).await?;
+    let serving = generations.serving().await?;
+    let session = if serving == config.keyspace {
+        control
+    } else {
+        Arc::new(
+            keel_cql::connect(&config.cql_nodes, &serving)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        )
+    };
+    let models = ReadModels::connect(&serving, session, Arc::clone(&keys)).await?;
     readiness.set("cql", true, "connected");
-    tokio::spawn(watch_progress(
-        CqlCheckpoints::new(Arc::clone(&progress_session)).await?,
+    let state = Arc::new(AppState::new(
+        authenticator,
+        models,
         config.projections.clone(),
+        Duration::from_millis(config.max_wait_ms),
+    ));
+    tokio::spawn(follow_generations(
+        Arc::clone(&state),
+        generations,
+        config.cql_nodes.clone(),
+        keys,
         readiness.clone(),
     ));
-
-    let state = AppState {
-        authenticator,
-        checkpoints,
-        trails,
-        support,
-        projections: config.projections.clone(),
-        max_wait: Duration::from_millis(config.max_wait_ms),
-    };
     let app = router(state).merge(ops_router(readiness, telemetry::metrics_handle()));
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use keel_auth::{ActorKind, Authenticator, Claims, TenantAuth, TenantKey, TokenIssuer};
 use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints};
-use keel_query::{AppState, OPENAPI, router};
+use keel_query::{AppState, OPENAPI, ReadModels, router};
 use keel_testkit::{TestKeyspace, TestResult};
 use serde_json::Value;
 
@@ -49,15 +49,14 @@ struct Api {
 async fn start() -> TestResult<Api> {
     let keyspace = TestKeyspace::create("query").await?;
     let session = Arc::new(keyspace.into_session());
-    let trails = keel_trails::Trails::new(Arc::clone(&session)).await?;
     let keys = tempfile::tempdir()?;
     let key_args = keel_vault_cql::KeyArgs {
         kms_file: keys.path().join("kms.json"),
         key_cache: 100,
         vault_keyspace: None,
     };
-    let support =
-        keel_query::customers::Support::connect(&key_args, &keel_testkit::cql_nodes(), Arc::clone(&session)).await?;
+    let ring = keel_vault_cql::key_ring(&key_args, Arc::clone(&session)).await?;
+    let models = ReadModels::connect("query", Arc::clone(&session), Arc::new(ring)).await?;
     let checkpoints = Arc::new(CqlCheckpoints::new(session).await?);
     let tenants: HashMap<String, TenantAuth> = ["acme", "globex"]
         .into_iter()
@@ -69,14 +68,17 @@ async fn start() -> TestResult<Api> {
             (tenant.to_owned(), auth)
         })
         .collect();
-    let state = AppState {
-        authenticator: Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
-        checkpoints: Arc::clone(&checkpoints),
-        trails,
-        support,
-        projections: vec![PROJECTION.into()],
-        max_wait: Duration::from_secs(3),
-    };
+    let state = Arc::new(AppState::new(
+        Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
+        ReadModels {
+            generation: models.generation,
+            checkpoints: Arc::clone(&checkpoints),
+            trails: models.trails,
+            support: models.support,
+        },
+        vec![PROJECTION.into()],
+        Duration::from_secs(3),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
