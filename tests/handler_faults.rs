@@ -127,16 +127,16 @@ impl Codec<Fragile> for FragileCodec {
             .collect()
     }
 
-    async fn open_event(&self, bytes: &[u8]) -> Result<ReplayedEvent<Said>, CodecError> {
+    async fn open_event(&self, bytes: &[u8]) -> Result<Option<ReplayedEvent<Said>>, CodecError> {
         let event: StoredEvent = serde_json::from_slice(bytes).map_err(|error| CodecError(error.to_string()))?;
-        Ok(ReplayedEvent {
+        Ok(Some(ReplayedEvent {
             tenant: event.tenant,
             stream: event.stream,
             version: event.version,
             hash: Vec::new(),
             event_id: event.event_id,
             event: Said(event.said),
-        })
+        }))
     }
 
     fn encode_result(&self, result: &CommandResult) -> Result<Vec<u8>, CodecError> {

@@ -143,6 +143,24 @@ pub fn agent_credential(tenant: &str) -> String {
     )
 }
 
+/// A valid credential of the tenant's data-protection officer, granting `keel:admin`.
+pub fn admin_credential(tenant: &str) -> String {
+    let claims = Claims {
+        iss: issuer(tenant),
+        sub: "dpo".into(),
+        tenant: tenant.to_owned(),
+        actor_kind: ActorKind::Human,
+        on_behalf_of: Vec::new(),
+        scopes: vec![keel_erasure::ADMIN_SCOPE.to_owned()],
+        exp: now_secs() + 3_600,
+        nbf: None,
+        iat: None,
+    };
+    TokenIssuer::ed25519(format!("{tenant}-1"), &tenant_key(tenant))
+        .and_then(|issuer| issuer.issue(&claims))
+        .unwrap_or_default()
+}
+
 /// A valid credential of supervisor alice.
 pub fn supervisor_credential(tenant: &str) -> String {
     credential_with(tenant, &supervisor(), &[], &tenant_key(tenant), now_secs() + 3_600)
@@ -249,6 +267,7 @@ impl HandlerHarness {
             keys: KeyArgs {
                 kms_file: directory.path().join("kms.json"),
                 key_cache: 1_000,
+                key_cache_ttl_ms: 1_000,
                 vault_keyspace: None,
             },
         };
@@ -312,6 +331,33 @@ impl HandlerHarness {
                 vault_keyspace: Some(self.config.keyspace.clone()),
                 ..self.config.keys.clone()
             },
+        }
+    }
+
+    /// An admin service over this handler's topics, keys and keyspace, signing certificates
+    /// with the key in `certificate_key`.
+    pub fn admin_config(&self, certificate_key: PathBuf) -> keel_admin::AdminConfig {
+        let prefix = unique_name("admin");
+        keel_admin::AdminConfig {
+            brokers: self.config.brokers.clone(),
+            cql_nodes: self.config.cql_nodes.clone(),
+            keyspace: self.config.keyspace.clone(),
+            instance_id: "admin-0".into(),
+            group_id: format!("{prefix}_group"),
+            admin_topic: format!("{prefix}_admin"),
+            admin_partitions: 1,
+            events_topic: self.config.events_topic.clone(),
+            results_topic: self.config.results_topic.clone(),
+            dlq_topic: self.config.dlq_topic.clone(),
+            replication: 1,
+            plaintext_retention_hours: 1,
+            tenants: self.config.tenants.clone(),
+            certificate_key,
+            max_command_bytes: 64 * 1024,
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            retry_backoff_max_ms: 2_000,
+            log_json: false,
+            keys: self.config.keys.clone(),
         }
     }
 

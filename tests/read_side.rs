@@ -38,12 +38,15 @@ pub async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
     let keys = Arc::new(keel_vault_cql::service_key_ring(&keys, nodes, Arc::clone(&session)).await?);
     let keyspace = &harness.config.keyspace;
     let models = ReadModels::connect(keyspace, Arc::clone(&session), Arc::clone(&keys)).await?;
-    let state = Arc::new(AppState::new(
-        tenants.authenticator().map_err(anyhow::Error::msg)?,
-        models,
-        keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
-        Duration::from_secs(30),
-    ));
+    let state = Arc::new(
+        AppState::new(
+            tenants.authenticator().map_err(anyhow::Error::msg)?,
+            models,
+            keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
+            Duration::from_secs(30),
+        )
+        .with_erasures(keel_erasure::ErasureStore::new(Arc::clone(&session)).await?),
+    );
     let generations = Generations::new(session, keyspace).await?;
     tokio::spawn(keel_query::follow_generations(
         Arc::clone(&state),
@@ -65,5 +68,9 @@ pub async fn get(base: &str, path: &str, bearer: &str) -> TestResult<(u16, Value
         .bearer_auth(bearer)
         .send()
         .await?;
-    Ok((response.status().as_u16(), response.json().await?))
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("GET {path}: {status} with a body that is not JSON ({error}): {text:?}"))?;
+    Ok((status, body))
 }

@@ -1,24 +1,37 @@
-//! A bounded cache of unwrapped data keys with explicit eviction.
+//! A bounded cache of unwrapped data keys with explicit eviction and a bounded lifetime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::aead::DataKey;
 use crate::{KeyId, KeyOwner};
 
-/// Unwrapped keys by id, least recently used evicted first once `capacity` is reached.
+/// One cached key: the key, when it was last used (a tick), when it was unwrapped.
+#[derive(Debug)]
+struct Entry {
+    key: Arc<DataKey>,
+    used: u64,
+    loaded: Instant,
+}
+
+/// Unwrapped keys by id, least recently used evicted first once `capacity` is reached, and
+/// none kept longer than `ttl` after it was unwrapped: a process that never hears of an
+/// erasure made elsewhere stops opening the erased subject's data within `ttl`.
 /// Dropping the last `Arc` of an evicted key zeroizes it.
 #[derive(Debug)]
 pub(crate) struct KeyCache {
     capacity: usize,
+    ttl: Duration,
     tick: u64,
-    entries: HashMap<KeyId, (Arc<DataKey>, u64)>,
+    entries: HashMap<KeyId, Entry>,
 }
 
 impl KeyCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             capacity,
+            ttl,
             tick: 0,
             entries: HashMap::new(),
         }
@@ -27,21 +40,25 @@ impl KeyCache {
     pub(crate) fn get(&mut self, id: &KeyId) -> Option<Arc<DataKey>> {
         self.tick += 1;
         let tick = self.tick;
-        self.entries.get_mut(id).map(|(key, used)| {
-            *used = tick;
-            Arc::clone(key)
+        if self.entries.get(id).is_some_and(|e| e.loaded.elapsed() >= self.ttl) {
+            self.entries.remove(id);
+            return None;
+        }
+        self.entries.get_mut(id).map(|entry| {
+            entry.used = tick;
+            Arc::clone(&entry.key)
         })
     }
 
     pub(crate) fn insert(&mut self, id: KeyId, key: Arc<DataKey>) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || self.ttl.is_zero() {
             return;
         }
         while self.entries.len() >= self.capacity && !self.entries.contains_key(&id) {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, entry)| entry.used)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.entries.remove(&k),
@@ -49,7 +66,12 @@ impl KeyCache {
             };
         }
         self.tick += 1;
-        self.entries.insert(id, (key, self.tick));
+        let entry = Entry {
+            key,
+            used: self.tick,
+            loaded: Instant::now(),
+        };
+        self.entries.insert(id, entry);
     }
 
     pub(crate) fn evict_subject(&mut self, tenant: &str, subject: &str) {
@@ -68,5 +90,47 @@ impl KeyCache {
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(version: u32) -> KeyId {
+        KeyId {
+            tenant: "acme".into(),
+            owner: KeyOwner::Subject("s-1".into()),
+            version,
+        }
+    }
+
+    #[test]
+    fn a_key_is_served_until_its_lifetime_ends_then_forgotten() {
+        let mut cache = KeyCache::new(8, Duration::from_millis(50));
+        cache.insert(id(1), Arc::new(DataKey::generate().0));
+        assert!(cache.get(&id(1)).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&id(1)).is_none(), "an expired key must not be served");
+        assert_eq!(cache.len(), 0, "an expired key is dropped, not just hidden");
+    }
+
+    #[test]
+    fn a_zero_lifetime_caches_nothing() {
+        let mut cache = KeyCache::new(8, Duration::ZERO);
+        cache.insert(id(1), Arc::new(DataKey::generate().0));
+        assert!(cache.get(&id(1)).is_none());
+    }
+
+    #[test]
+    fn the_least_recently_used_key_goes_first_at_capacity() {
+        let mut cache = KeyCache::new(2, Duration::from_secs(60));
+        cache.insert(id(1), Arc::new(DataKey::generate().0));
+        cache.insert(id(2), Arc::new(DataKey::generate().0));
+        assert!(cache.get(&id(1)).is_some());
+        cache.insert(id(3), Arc::new(DataKey::generate().0));
+        assert!(cache.get(&id(2)).is_none());
+        assert!(cache.get(&id(1)).is_some());
+        assert!(cache.get(&id(3)).is_some());
     }
 }

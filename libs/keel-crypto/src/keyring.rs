@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aead::DataKey;
 use crate::cache::KeyCache;
@@ -28,6 +28,10 @@ impl Default for RotationPolicy {
         }
     }
 }
+
+/// How long an unwrapped key stays cached unless told otherwise: the bound on how long a
+/// process that has not heard of an erasure made elsewhere can still open the erased data.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// The key service over a [`Kms`] and a [`KeyVault`].
 pub struct KeyRing<K, V> {
@@ -60,13 +64,20 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, CryptoError> {
 }
 
 impl<K: Kms, V: KeyVault> KeyRing<K, V> {
-    /// A key ring caching at most `cache_capacity` unwrapped keys.
+    /// A key ring caching at most `cache_capacity` unwrapped keys, each for at most
+    /// [`DEFAULT_CACHE_TTL`].
     pub fn new(kms: K, vault: V, policy: RotationPolicy, cache_capacity: usize) -> Self {
+        Self::with_cache(kms, vault, policy, cache_capacity, DEFAULT_CACHE_TTL)
+    }
+
+    /// A key ring caching at most `cache_capacity` unwrapped keys, each for at most
+    /// `cache_ttl` after it was unwrapped (zero: no cache).
+    pub fn with_cache(kms: K, vault: V, policy: RotationPolicy, cache_capacity: usize, cache_ttl: Duration) -> Self {
         Self {
             kms,
             vault,
             policy,
-            cache: Mutex::new(KeyCache::new(cache_capacity)),
+            cache: Mutex::new(KeyCache::new(cache_capacity, cache_ttl)),
             seals: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
         }
@@ -188,6 +199,26 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             });
         }
         self.kms.destroy_epoch(tenant, epoch).await
+    }
+
+    /// Every version of a subject's key, to list before erasing it; `None` if the subject
+    /// is already erased. Versions run gapless from 1 to the latest (old versions are kept
+    /// until the subject is erased).
+    pub async fn subject_key_ids(&self, tenant: &str, subject: &str) -> Result<Option<Vec<KeyId>>, CryptoError> {
+        let owner = KeyOwner::Subject(subject.to_owned());
+        Ok(match self.vault.latest(tenant, &owner).await? {
+            KeyLookup::Destroyed => None,
+            KeyLookup::Unknown => Some(Vec::new()),
+            KeyLookup::Live(key) => Some(
+                (1..=key.id.version)
+                    .map(|version| KeyId {
+                        tenant: tenant.to_owned(),
+                        owner: owner.clone(),
+                        version,
+                    })
+                    .collect(),
+            ),
+        })
     }
 
     /// Destroys every version of a subject's key: its personal fields open as erased.

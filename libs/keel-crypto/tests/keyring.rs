@@ -175,3 +175,31 @@ async fn a_wrapped_key_moved_to_another_subject_fails_to_unwrap() -> Result {
     assert!(matches!(moved, Err(CryptoError::Open { .. })));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_subjects_key_versions_are_listed_before_erasure_and_none_after() -> Result {
+    let ring = ring(
+        RotationPolicy {
+            max_seals: 2,
+            ..RotationPolicy::default()
+        },
+        8,
+    );
+    let subject = KeyOwner::Subject("cust-1".into());
+    assert_eq!(ring.subject_key_ids("acme", "cust-1").await?, Some(Vec::new()));
+    for _ in 0..5 {
+        ring.seal_key("acme", &subject).await?;
+    }
+    let ids = ring
+        .subject_key_ids("acme", "cust-1")
+        .await?
+        .ok_or("the subject is live")?;
+    let versions: Vec<u32> = ids.iter().map(|id| id.version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    ring.erase_subject("acme", "cust-1").await?;
+    assert_eq!(ring.subject_key_ids("acme", "cust-1").await?, None);
+    for id in &ids {
+        assert!(ring.open_key(id).await?.is_none(), "{id} must not open after erasure");
+    }
+    Ok(())
+}

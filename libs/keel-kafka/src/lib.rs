@@ -14,3 +14,19 @@ pub mod partition;
 pub mod topics;
 
 pub use error::KafkaError;
+
+/// The headers of a dead letter: what was wrong (`keel-error`) and where the raw record came
+/// from (`keel-source`, `topic/partition/offset`). The record's value is the raw input.
+pub fn dead_letter_headers(error: &str, topic: &str, partition: i32, offset: i64) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let source = format!("{topic}/{partition}/{offset}");
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "keel-error",
+            value: Some(error),
+        })
+        .insert(Header {
+            key: "keel-source",
+            value: Some(source.as_str()),
+        })
+}

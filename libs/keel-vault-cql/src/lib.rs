@@ -305,6 +305,10 @@ pub struct KeyArgs {
     /// How many unwrapped data keys a process keeps in memory.
     #[arg(long, env = "KEEL_KEY_CACHE", default_value_t = 10_000)]
     pub key_cache: usize,
+    /// How long an unwrapped data key stays cached, in ms: the bound on how long this
+    /// process can still open a subject erased by another process (0: no cache).
+    #[arg(long, env = "KEEL_KEY_CACHE_TTL_MS", default_value_t = 1_000)]
+    pub key_cache_ttl_ms: u64,
     /// Keyspace of the key vault, when it is not the service's own (a projector building
     /// into a keyspace of its own still reads the keys the handler wrote).
     #[arg(long, env = "KEEL_VAULT_KEYSPACE")]
@@ -341,10 +345,11 @@ pub async fn key_ring(args: &KeyArgs, session: Arc<Session>) -> Result<ServiceKe
     }
     let kms = keel_crypto::LocalFileKms::open(&args.kms_file)?;
     let vault = CqlKeyVault::new(session).await?;
-    Ok(keel_crypto::KeyRing::new(
+    Ok(keel_crypto::KeyRing::with_cache(
         kms,
         vault,
         keel_crypto::RotationPolicy::default(),
         args.key_cache,
+        std::time::Duration::from_millis(args.key_cache_ttl_ms),
     ))
 }

@@ -22,13 +22,13 @@ use uuid::Uuid;
 pub struct KafkaArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
+    pub brokers: String,
     /// The commands topic.
     #[arg(long, env = "KEEL_COMMANDS_TOPIC", default_value = "keel.commands")]
-    commands_topic: String,
+    pub commands_topic: String,
     /// The results topic.
     #[arg(long, env = "KEEL_RESULTS_TOPIC", default_value = "keel.command-results")]
-    results_topic: String,
+    pub results_topic: String,
 }
 
 /// `keel topics`.
@@ -167,48 +167,73 @@ pub async fn send(args: &SendArgs) -> anyhow::Result<(Uuid, Option<CommandResult
                 args.command_type
             )
         })?;
-    let claims = claims(&args.token)?;
+    let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
+    let header = CommandHeader {
+        expected_version: args.expected_version,
+        ..header_for(&args.token, &args.tenant, &args.stream, command_id)?
+    };
+    let bytes = Wire::new::<Customer>()?.encode_command(header, &command)?;
+    let key = stream_key(&args.tenant, &args.stream);
+    let result = produce(
+        &args.kafka,
+        &args.kafka.commands_topic,
+        &key,
+        &bytes,
+        command_id,
+        args.wait.then_some(args.timeout),
+    )
+    .await?;
+    Ok((command_id, result))
+}
+
+/// The envelope header of a command from the actor `token` names, issued now.
+pub(crate) fn header_for(token: &str, tenant: &str, stream: &str, command_id: Uuid) -> anyhow::Result<CommandHeader> {
+    let claims = claims(token)?;
     let actor = keel_auth::Actor {
         kind: claims.actor_kind,
         id: claims.sub.clone(),
     };
-    let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
-    let header = CommandHeader {
+    Ok(CommandHeader {
         command_id,
-        tenant: args.tenant.clone(),
-        stream: args.stream.clone(),
-        expected_version: args.expected_version,
+        tenant: tenant.to_owned(),
+        stream: stream.to_owned(),
+        expected_version: None,
         issued_at_micros: i64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_micros(),
         )?,
         actor: to_wire_actor(&actor, &claims.on_behalf_of, None),
-        credential: args.token.clone(),
+        credential: token.to_owned(),
         correlation_id: Uuid::new_v4(),
         causation_id: None,
+    })
+}
+
+/// Produces an encoded command to `topic` keyed by `key` and, given a timeout in seconds,
+/// waits for its result.
+pub(crate) async fn produce(
+    kafka: &KafkaArgs,
+    topic: &str,
+    key: &str,
+    bytes: &[u8],
+    command_id: Uuid,
+    wait_secs: Option<u64>,
+) -> anyhow::Result<Option<CommandResult>> {
+    let from = match wait_secs {
+        Some(_) => Some(starts(kafka, Offset::End).await?),
+        None => None,
     };
-    let bytes = Wire::new::<Customer>()?.encode_command(header, &command)?;
-    let from = if args.wait {
-        Some(starts(&args.kafka, Offset::End).await?)
-    } else {
-        None
-    };
-    let producer: FutureProducer = clients::producer(&args.kafka.brokers).create()?;
-    let key = stream_key(&args.tenant, &args.stream);
+    let producer: FutureProducer = clients::producer(&kafka.brokers).create()?;
     producer
-        .send(
-            FutureRecord::to(&args.kafka.commands_topic).key(&key).payload(&bytes),
-            Duration::from_secs(30),
-        )
+        .send(FutureRecord::to(topic).key(key).payload(bytes), Duration::from_secs(30))
         .await
         .map_err(|(error, _)| error)
         .context("producing the command")?;
-    let result = match from {
-        Some(from) => Some(wait(&args.kafka, from, command_id, Duration::from_secs(args.timeout)).await?),
-        None => None,
-    };
-    Ok((command_id, result))
+    match (from, wait_secs) {
+        (Some(from), Some(secs)) => Ok(Some(wait(kafka, from, command_id, Duration::from_secs(secs)).await?)),
+        _ => Ok(None),
+    }
 }
 
 /// Every partition of the results topic at `offset` (its end before sending, or its start).

@@ -19,7 +19,8 @@ pub const AGENT_REFUND_LIMIT: i64 = 5_000;
 /// `keel dev`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Dev {
-    /// Writes `tenants.json` and one signing key per tenant into `--dir` (kept if present).
+    /// Writes `tenants.json`, one signing key per tenant and the certificate signing key
+    /// (`certificate.ed25519`, public half in `.pub`) into `--dir` (keys kept if present).
     Init {
         /// Where to write.
         #[arg(long, env = "KEEL_DEV_DIR", default_value = ".local/dev")]
@@ -46,7 +47,8 @@ fn issuer(tenant: &str) -> String {
 
 /// The worked domain's development policy: the AI agent may register customers, manage
 /// subscriptions, send emails and refund up to [`AGENT_REFUND_LIMIT`]; a human supervisor
-/// may do anything, deleting a customer included.
+/// may do anything, deleting a customer included; a human data-protection officer holding
+/// `keel:admin` may erase data subjects (the admin service takes no other credential).
 pub fn support_policy(tenant: &str) -> Policy {
     let agent = [
         "RegisterCustomer",
@@ -73,6 +75,13 @@ pub fn support_policy(tenant: &str) -> Policy {
                 commands: vec!["*".into()],
                 limits: BTreeMap::new(),
             },
+            PolicyRule {
+                id: "data-protection".into(),
+                actor_kinds: vec![ActorKind::Human],
+                scope: Some(keel_erasure::ADMIN_SCOPE.into()),
+                commands: vec!["EraseSubject".into()],
+                limits: BTreeMap::new(),
+            },
         ],
     }
 }
@@ -81,10 +90,23 @@ fn key_path(dir: &Path, tenant: &str) -> PathBuf {
     dir.join(format!("{tenant}.ed25519"))
 }
 
+/// The key the admin service signs erasure certificates with, in `dir`, created
+/// (owner-only) if absent, with its public key beside it (`.pub`, 64 hex digits).
+pub fn certificate_key(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let key = seed_file(&dir.join("certificate.ed25519"))?;
+    let public = dir.join("certificate.ed25519.pub");
+    std::fs::write(&public, hex::encode(key.verifying_key().as_bytes()))?;
+    Ok((dir.join("certificate.ed25519"), public))
+}
+
 /// The tenant's signing key in `dir`, created (owner-only) if absent.
 fn signing_key(dir: &Path, tenant: &str) -> anyhow::Result<SigningKey> {
-    let path = key_path(dir, tenant);
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    seed_file(&key_path(dir, tenant))
+}
+
+/// The Ed25519 key whose hex seed `path` holds, created (owner-only) if absent.
+fn seed_file(path: &Path) -> anyhow::Result<SigningKey> {
+    if let Ok(text) = std::fs::read_to_string(path) {
         let seed: [u8; 32] = hex::decode(text.trim())
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
@@ -92,7 +114,7 @@ fn signing_key(dir: &Path, tenant: &str) -> anyhow::Result<SigningKey> {
         return Ok(SigningKey::from_bytes(&seed));
     }
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    write_private(&path, hex::encode(key.to_bytes()).as_bytes())?;
+    write_private(path, hex::encode(key.to_bytes()).as_bytes())?;
     Ok(key)
 }
 
@@ -127,6 +149,7 @@ pub fn init(dir: &Path) -> anyhow::Result<PathBuf> {
             },
         );
     }
+    certificate_key(dir)?;
     let path = dir.join("tenants.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&TenantsFile { tenants })?)?;
     Ok(path)

@@ -7,6 +7,9 @@
 //! - `keel command send` encodes a command of the worked domain as an Avro envelope, produces
 //!   it keyed by tenant/stream (murmur2, as Java clients do) and, with `--wait`, prints its
 //!   result; `keel command wait` waits for the result of a command id;
+//! - `keel admin erase` erases a data subject (the admin service destroys its keys and signs
+//!   a certificate); `keel admin certificate` prints the certificate and
+//!   `keel admin verify-certificate` checks it with the service's public key;
 //! - `keel projections rebuild` rebuilds every projection from the log's start into a new
 //!   generation while the serving one answers, switches reads when it has caught up, and
 //!   drops the old one; `keel projections serving` says which generation serves.
@@ -14,7 +17,7 @@
 //! Every flag is also a `KEEL_*` variable where it names shared configuration.
 
 use clap::{Parser, Subcommand};
-use keel_cli::{command, dev};
+use keel_cli::{admin, command, dev};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel", about = "Keel's command line", version)]
@@ -39,6 +42,9 @@ enum Top {
     /// Projections: rebuild without downtime, which generation serves.
     #[command(subcommand)]
     Projections(Projections),
+    /// Erasure: erase a subject, print and verify certificates.
+    #[command(subcommand)]
+    Admin(admin::Admin),
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,17 +54,9 @@ enum Projections {
     Rebuild(keel_projector::rebuild::RebuildArgs),
     /// Print the keyspace whose projections serve reads.
     Serving {
-        /// CQL contact points, comma-separated.
-        #[arg(
-            long,
-            env = "KEEL_CQL_NODES",
-            default_value = "127.0.0.1:9042",
-            value_delimiter = ','
-        )]
-        cql_nodes: Vec<String>,
-        /// The control keyspace.
-        #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-        keyspace: String,
+        /// Where the control keyspace is.
+        #[command(flatten)]
+        cql: keel_cli::ControlArgs,
     },
 }
 
@@ -72,17 +70,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Top::Topics(topics) => topics.run().await,
         Top::Command(command) => command.run().await,
+        Top::Admin(admin) => admin.run().await,
         Top::Projections(Projections::Rebuild(args)) => {
             keel_service::telemetry::init_tracing(false, "info");
             let rebuilt = keel_projector::rebuild::rebuild(args).await?;
             println!("{}", serde_json::to_string_pretty(&rebuilt)?);
             Ok(())
         }
-        Top::Projections(Projections::Serving { cql_nodes, keyspace }) => {
-            let session = keel_cql::connect(&cql_nodes, &keyspace)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let generations = keel_checkpoints::Generations::new(std::sync::Arc::new(session), &keyspace).await?;
+        Top::Projections(Projections::Serving { cql }) => {
+            let session = cql.connect().await?;
+            let generations = keel_checkpoints::Generations::new(std::sync::Arc::new(session), &cql.keyspace).await?;
             println!("{}", generations.serving().await?);
             Ok(())
         }

@@ -115,13 +115,16 @@ where
         Ok(sealed)
     }
 
-    async fn open_event(&self, bytes: &[u8]) -> Result<ReplayedEvent<A::Event>, CodecError> {
+    async fn open_event(&self, bytes: &[u8]) -> Result<Option<ReplayedEvent<A::Event>>, CodecError> {
         let envelope = self.wire().read_event(bytes).map_err(codec_error)?;
+        if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
+            return Ok(None);
+        }
         let opened = EventCodec::open_event::<A::Event>(self, envelope)
             .await
             .map_err(codec_error)?;
         let envelope = opened.envelope;
-        Ok(ReplayedEvent {
+        Ok(Some(ReplayedEvent {
             version: u64::try_from(envelope.stream_version)
                 .map_err(|_| CodecError(format!("negative stream version in event {}", envelope.event_id)))?,
             event_id: uuid("event_id", &envelope.event_id).map_err(CodecError)?,
@@ -129,7 +132,7 @@ where
             stream: envelope.stream_id,
             hash: envelope.hash,
             event: opened.event,
-        })
+        }))
     }
 
     fn encode_result(&self, result: &CommandResult) -> Result<Vec<u8>, CodecError> {

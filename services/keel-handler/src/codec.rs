@@ -116,8 +116,12 @@ pub trait Codec<A: Aggregate>: Send + Sync + 'static {
         events: &[A::Event],
     ) -> impl Future<Output = Result<Vec<SealedEvent>, CodecError>> + Send;
 
-    /// Reads an event record's value back.
-    fn open_event(&self, bytes: &[u8]) -> impl Future<Output = Result<ReplayedEvent<A::Event>, CodecError>> + Send;
+    /// Reads an event record's value back; `None` for a system event (an erasure), which
+    /// shares the log but is no event of the domain.
+    fn open_event(
+        &self,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<Option<ReplayedEvent<A::Event>>, CodecError>> + Send;
 
     /// Encodes a command result.
     fn encode_result(&self, result: &CommandResult) -> Result<Vec<u8>, CodecError>;

@@ -122,6 +122,15 @@ impl Gatekeeper {
         version: u64,
         now: u64,
     ) -> Result<(Principal, Authorization), Rejection> {
+        if incoming.stream.starts_with(keel_erasure::SYSTEM_STREAM_PREFIX) {
+            return Err(Rejection::new(
+                "reserved_stream",
+                format!(
+                    "streams named {}* belong to the system (erasures); domain commands cannot address them",
+                    keel_erasure::SYSTEM_STREAM_PREFIX
+                ),
+            ));
+        }
         let principal = self.authenticator.authenticate(
             &incoming.tenant,
             &incoming.credential,

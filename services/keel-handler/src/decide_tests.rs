@@ -151,6 +151,14 @@ fn a_forged_credential_is_refused_before_the_domain_runs() {
 }
 
 #[test]
+fn a_system_stream_is_refused_to_domain_commands() {
+    let mut command = incoming(refund(100), None);
+    command.stream = "keel.erasure:c-1".into();
+    let decision = gatekeeper().decide::<Customer>(&command, &registered(), 1, NOW);
+    assert_eq!(rejection(decision).0, "reserved_stream");
+}
+
+#[test]
 fn a_domain_refusal_keeps_its_code() {
     let decision = gatekeeper().decide::<Customer>(&incoming(refund(100), None), &CustomerState::default(), 0, NOW);
     assert_eq!(rejection(decision).0, "customer_not_registered");

@@ -42,11 +42,14 @@ where
         let mut reader = self.reader(&events_topic, partition, from)?;
         while let Some((offset, bytes)) = next_record(&mut reader, &events_topic, partition).await? {
             last_offset = Some(offset);
-            let event = self.codec.open_event(&bytes).await.map_err(|error| {
+            let Some(event) = self.codec.open_event(&bytes).await.map_err(|error| {
                 WorkerError::Fatal(format!(
                     "event {events_topic}/{partition}/{offset} does not open: {error}"
                 ))
-            })?;
+            })?
+            else {
+                continue;
+            };
             let key = (event.tenant.clone(), event.stream.clone());
             if !memory.streams.contains_key(&key) {
                 let stored = self

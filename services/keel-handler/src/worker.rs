@@ -516,16 +516,8 @@ where
             .iter()
             .filter_map(|plan| {
                 let (raw, error) = plan.dlq.as_ref()?;
-                let source = format!("{}/{}/{}", self.config.commands_topic, plan.partition, plan.offset);
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "keel-error",
-                        value: Some(error.as_str()),
-                    })
-                    .insert(Header {
-                        key: "keel-source",
-                        value: Some(source.as_str()),
-                    });
+                let headers =
+                    keel_kafka::dead_letter_headers(error, &self.config.commands_topic, plan.partition, plan.offset);
                 Some((raw.clone(), headers))
             })
             .collect();

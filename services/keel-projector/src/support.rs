@@ -95,8 +95,13 @@ impl SupportModels {
     }
 
     /// The domain event of `envelope`; `None` when its tenant was erased (its events keep
-    /// their place in the trails and the sealed copy, and nothing else).
+    /// their place in the trails and the sealed copy, and nothing else) and for system
+    /// events (erasures), which are in the trails only.
     async fn open(&self, envelope: &EventEnvelope) -> anyhow::Result<Option<SupportEvent>> {
+        if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
+            metrics::counter!("keel_projector_system_events_total", "type" => envelope.event_type.clone()).increment(1);
+            return Ok(None);
+        }
         match self.codec.open_event::<SupportEvent>(envelope.clone()).await {
             Ok(opened) => Ok(Some(opened.event)),
             Err(WireError::Crypto(CryptoError::TenantDestroyed(tenant))) => {

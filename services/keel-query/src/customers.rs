@@ -492,6 +492,9 @@ pub async fn state_as_of<C: Checkpoints>(
         {
             break;
         }
+        if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
+            continue;
+        }
         let recorded_at = envelope.recorded_at;
         let opened = fresh
             .0

@@ -11,7 +11,8 @@
 //! Routes: a stream's audit trail, an actor's activity trail, each projection's freshness,
 //! and the worked domain's ([`customers`]): profiles, subscriptions, refunds with totals,
 //! emails and referrals with personal fields opened on read (or the erased marker), chain
-//! verification, and a stream's state as of a version or a time.
+//! verification, and a stream's state as of a version or a time. Erasure certificates are
+//! served from the admin service's store.
 
 pub mod customers;
 mod error;
@@ -30,6 +31,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use keel_auth::{Actor, ActorKind, Authenticator, Principal, TenantsFile};
 use keel_checkpoints::{Checkpoints, CqlCheckpoints, Generations};
+use keel_erasure::ErasureStore;
 use keel_service::{Readiness, ops_router, telemetry};
 use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, Trails};
 use keel_vault_cql::ServiceKeyRing;
@@ -117,6 +119,8 @@ pub struct AppState<C> {
     pub projections: Vec<String>,
     /// The longest read-your-writes wait.
     pub max_wait: Duration,
+    /// Erasure certificates, kept by the admin service in the control keyspace.
+    pub erasures: Option<ErasureStore>,
 }
 
 impl<C> AppState<C> {
@@ -132,7 +136,15 @@ impl<C> AppState<C> {
             models: RwLock::new(Arc::new(models)),
             projections,
             max_wait,
+            erasures: None,
         }
+    }
+
+    /// Serves erasure certificates from `store` too.
+    #[must_use]
+    pub fn with_erasures(mut self, store: ErasureStore) -> Self {
+        self.erasures = Some(store);
+        self
     }
 
     /// The serving generation's read models.
@@ -284,6 +296,26 @@ async fn activity<C: Checkpoints>(
     }))
 }
 
+/// The signed certificate of a subject's erasure, as the admin service issued it (check it
+/// with `keel admin verify-certificate`). It comes from the admin service's own store, not a
+/// projection: it exists once the erasure's transaction committed.
+async fn certificate<C>(
+    State(state): State<Arc<AppState<C>>>,
+    Path((tenant, subject)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.principal(&tenant, &headers)?;
+    path_id("subject", &subject)?;
+    let store = state.erasures.as_ref().ok_or(ApiError::NotFound)?;
+    let document = store
+        .certificate(&tenant, &subject)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let value = serde_json::from_str(&document).map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(Json(value))
+}
+
 /// The API's routes over `state`.
 pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
     Router::new()
@@ -321,6 +353,7 @@ pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
             "/v1/tenants/{tenant}/streams/{stream}/state",
             get(customers::state_as_of::<C>),
         )
+        .route("/v1/tenants/{tenant}/erasures/{subject}", get(certificate::<C>))
         .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -396,6 +429,7 @@ pub async fn run(
     let control = Arc::new(session);
     let keys = Arc::new(keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&control)).await?);
     let generations = Generations::new(Arc::clone(&control), &config.keyspace).await?;
+    let erasures = ErasureStore::new(Arc::clone(&control)).await?;
     let serving = generations.serving().await?;
     let session = if serving == config.keyspace {
         control
@@ -408,12 +442,15 @@ pub async fn run(
     };
     let models = ReadModels::connect(&serving, session, Arc::clone(&keys)).await?;
     readiness.set("cql", true, "connected");
-    let state = Arc::new(AppState::new(
-        authenticator,
-        models,
-        config.projections.clone(),
-        Duration::from_millis(config.max_wait_ms),
-    ));
+    let state = Arc::new(
+        AppState::new(
+            authenticator,
+            models,
+            config.projections.clone(),
+            Duration::from_millis(config.max_wait_ms),
+        )
+        .with_erasures(erasures),
+    );
     tokio::spawn(follow_generations(
         Arc::clone(&state),
         generations,

@@ -53,6 +53,7 @@ async fn start() -> TestResult<Api> {
     let key_args = keel_vault_cql::KeyArgs {
         kms_file: keys.path().join("kms.json"),
         key_cache: 100,
+        key_cache_ttl_ms: 1_000,
         vault_keyspace: None,
     };
     let ring = keel_vault_cql::key_ring(&key_args, Arc::clone(&session)).await?;

@@ -1,0 +1,659 @@
+//! Keel's admin service: erasure of data subjects by crypto-shredding.
+//!
+//! Consumes admin commands from `keel.admin` (read_committed, one command per Kafka
+//! transaction) and, for `EraseSubject` from a credential granting `keel:admin` that the
+//! tenant's policy allows:
+//!
+//! 1. records the erasure in the CQL store, with the subject's key versions listed;
+//! 2. destroys every version of the subject's data key in the key vault (and drops it from
+//!    this process's cache; other processes forget it within their cache lifetime);
+//! 3. appends `SubjectErased`, free of personal data, as version 1 of stream
+//!    `keel.erasure:<subject>`, sealed and chained like any event;
+//! 4. signs the erasure certificate with Ed25519 and keeps it with the record;
+//! 5. commits the event, the command's result and the consumed offset in one transaction,
+//!    then marks the record committed (the query API serves committed certificates).
+//!
+//! Destroying keys cannot join the transaction, so it is made repeatable instead: a command
+//! seen again after a crash finds its record and redoes steps 2 to 5 with the key ids listed
+//! the first time. A later erase of the same subject gets the original result back.
+//!
+//! [`run`] is the service; `main` parses [`AdminConfig`], initialises telemetry and calls it.
+
+mod config;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use keel_auth::{Authenticator, Policy, TenantsFile};
+use keel_codec::{CommandDecodeError, EventCodec, EventHeader, WireError, from_wire_actor, to_wire_actor};
+use keel_crypto::{CryptoError, LocalFileKms};
+use keel_envelope::CommandEnvelope;
+use keel_erasure::certificate::{Certificate, EventRef, FORMAT, SignedCertificate, Signer};
+use keel_erasure::{ADMIN_SCOPE, AdminCommand, ErasureRecord, ErasureStore, System, SystemEvent, erasure_stream};
+use keel_handler::result::{CommandResult, LogPosition, Outcome};
+use keel_kafka::clients;
+use keel_kafka::partition::{partition_for, stream_key};
+use keel_kafka::topics::{TopicSpec, ensure_topics};
+use keel_service::{Readiness, serve_ops, telemetry};
+use keel_vault_cql::CqlKeyVault;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use uuid::Uuid;
+
+pub use config::AdminConfig;
+
+/// How long one transactional call may block.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a command could not be carried out now.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// Something that may pass (a broker, the CQL store, the KMS): retried with backoff.
+    #[error("retryable: {0}")]
+    Retry(String),
+    /// This instance cannot go on (fenced, fatal transactional state): exit, restart.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+fn retry(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Failure + '_ {
+    move |error| Failure::Retry(format!("{what}: {error}"))
+}
+
+impl From<KafkaError> for Failure {
+    fn from(error: KafkaError) -> Self {
+        match &error {
+            KafkaError::Transaction(e) if e.is_fatal() => Self::Fatal(error.to_string()),
+            _ => Self::Retry(error.to_string()),
+        }
+    }
+}
+
+/// What one admin command leads to.
+enum Decided {
+    /// Not a command: the raw bytes go to the DLQ, with a result when the id was readable.
+    DeadLetter {
+        error: String,
+        result: Option<CommandResult>,
+    },
+    /// A refusal or the original answer to a repeated erasure: nothing but the result.
+    Answer(CommandResult),
+    /// Keys destroyed; the event, certificate and result remain to be written.
+    Erased(Box<Erasure>),
+}
+
+/// An erasure whose keys are destroyed and whose event is sealed.
+struct Erasure {
+    record: ErasureRecord,
+    result: CommandResult,
+    certificate: Certificate,
+    event_key: String,
+    event_bytes: Vec<u8>,
+}
+
+/// The admin service's parts.
+struct Admin {
+    config: AdminConfig,
+    store: ErasureStore,
+    codec: EventCodec<LocalFileKms, CqlKeyVault>,
+    authenticator: Authenticator,
+    policies: HashMap<String, Policy>,
+    signer: Signer,
+    producer: FutureProducer,
+    consumer: StreamConsumer,
+    events_partitions: i32,
+}
+
+/// Runs one admin service instance until `shutdown` resolves.
+pub async fn run(config: AdminConfig, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    readiness.set("admin", false, "starting");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(config.ops_addr)
+        .await
+        .with_context(|| format!("binding the ops address {}", config.ops_addr))?;
+    tracing::info!(address = %listener.local_addr()?, "ops endpoints listening");
+    let ops = tokio::spawn(serve_ops(
+        listener,
+        readiness.clone(),
+        telemetry::metrics_handle(),
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    let admin = connect(config).await?;
+    readiness.set("admin", true, "consuming admin commands");
+    let outcome = admin.run(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = ops.await;
+    outcome
+}
+
+async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
+    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let session = Arc::new(session);
+    let store = ErasureStore::new(Arc::clone(&session)).await?;
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, session).await?;
+    let codec = EventCodec::new::<System>(Arc::new(keys), keel_envelope::Upcasters::new())?;
+    let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
+    let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
+    let key_text = std::fs::read_to_string(&config.certificate_key)
+        .with_context(|| format!("reading the certificate key {}", config.certificate_key.display()))?;
+    let signer = Signer::from_hex(&key_text)?;
+    tracing::info!(
+        public_key = %hex::encode(signer.verifying_key().as_bytes()),
+        "erasure certificates are signed with this key"
+    );
+
+    let topics: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
+    let retention = Duration::from_secs(config.plaintext_retention_hours * 3600);
+    ensure_topics(
+        &topics,
+        &[TopicSpec {
+            name: config.admin_topic.clone(),
+            partitions: config.admin_partitions,
+            replication: config.replication,
+            config: vec![
+                ("retention.ms", retention.as_millis().to_string()),
+                ("cleanup.policy", "delete".into()),
+            ],
+        }],
+    )
+    .await?;
+
+    let producer: FutureProducer =
+        clients::transactional_producer(&config.brokers, &config.transactional_id()).create()?;
+    tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT))
+        .context("initialising transactions (fences any earlier instance with the same id)")?;
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    consumer_config.set("group.instance.id", config.transactional_id());
+    let consumer: StreamConsumer = consumer_config.create()?;
+    consumer.subscribe(&[&config.admin_topic])?;
+    let events_partitions = partition_count(&consumer, &config.events_topic).await?;
+    tracing::info!(instance = %config.instance_id, events_partitions, "admin service started");
+    Ok(Admin {
+        policies: tenants.policies(),
+        config,
+        store,
+        codec,
+        authenticator,
+        signer,
+        producer,
+        consumer,
+        events_partitions,
+    })
+}
+
+/// The partition count of `topic`, waiting up to a minute for it to exist.
+async fn partition_count(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
+        let count = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        if count > 0 {
+            return Ok(i32::try_from(count)?);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "topic {topic} does not exist (the handler creates it: is it running?)"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn rejected(base: &CommandResult, reason: &str, message: impl Into<String>) -> CommandResult {
+    let message = message.into();
+    tracing::info!(reason, %message, "admin command rejected");
+    metrics::counter!("keel_admin_commands_total", "outcome" => "rejected", "reason" => reason.to_owned()).increment(1);
+    CommandResult {
+        outcome: Outcome::Rejected {
+            reason: reason.to_owned(),
+            message,
+            current_version: None,
+        },
+        ..base.clone()
+    }
+}
+
+fn accepted(base: &CommandResult, event: &EventRef) -> CommandResult {
+    CommandResult {
+        outcome: Outcome::Accepted {
+            event_ids: vec![event.event_id],
+            versions: vec![1],
+            position: Some(LogPosition {
+                partition: event.partition,
+                offset: event.offset,
+            }),
+        },
+        ..base.clone()
+    }
+}
+
+/// What a result can say of a command whose envelope decoded.
+fn base_result(envelope: &CommandEnvelope, command_id: Uuid) -> CommandResult {
+    let (actor, on_behalf_of, _) = from_wire_actor(&envelope.actor);
+    CommandResult {
+        command_id,
+        tenant: Some(envelope.tenant_id.clone()),
+        stream: Some(envelope.stream_id.clone()),
+        correlation_id: envelope.correlation_id.parse().ok(),
+        command_type: Some(envelope.command_type.clone()),
+        actor: Some(actor),
+        on_behalf_of,
+        outcome: Outcome::Rejected {
+            reason: String::new(),
+            message: String::new(),
+            current_version: None,
+        },
+    }
+}
+
+impl Admin {
+    async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let message = tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("admin service stopping");
+                    return Ok(());
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(message) => message.detach(),
+                    Err(KafkaError::PartitionEOF(_)) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "consuming admin commands failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+            };
+            let mut failures = 0_u32;
+            loop {
+                match self.handle(&message).await {
+                    Ok(()) => break,
+                    Err(Failure::Fatal(error)) => return Err(anyhow::anyhow!(error)),
+                    Err(Failure::Retry(error)) => {
+                        failures += 1;
+                        let wait = Duration::from_millis(100u64.saturating_mul(1 << failures.min(7)))
+                            .min(Duration::from_millis(self.config.retry_backoff_max_ms));
+                        tracing::warn!(%error, failures, ?wait, "admin command failed; retrying it");
+                        metrics::counter!("keel_admin_retries_total").increment(1);
+                        tokio::select! {
+                            () = &mut shutdown => return Ok(()),
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries one admin command out, exactly once.
+    async fn handle(&self, message: &OwnedMessage) -> Result<(), Failure> {
+        let started = Instant::now();
+        let decided = self.decide(message).await?;
+        tokio::task::block_in_place(|| self.producer.begin_transaction()).map_err(Failure::from)?;
+        match self.write(message, &decided).await {
+            Ok(()) => {}
+            Err(error) => {
+                if let Err(abort) = tokio::task::block_in_place(|| self.producer.abort_transaction(TXN_TIMEOUT)) {
+                    return Err(Failure::Fatal(format!("aborting a transaction failed: {abort}")));
+                }
+                return Err(error);
+            }
+        }
+        if let Decided::Erased(erasure) = &decided {
+            self.store
+                .commit(&erasure.record.tenant, &erasure.record.subject)
+                .await
+                .map_err(|e| retry("marking the erasure committed")(&e))?;
+            metrics::counter!("keel_admin_erasures_total").increment(1);
+            metrics::counter!("keel_admin_commands_total", "outcome" => "accepted", "reason" => "").increment(1);
+            metrics::histogram!("keel_admin_erase_seconds").record(started.elapsed().as_secs_f64());
+            tracing::info!(
+                tenant = %erasure.record.tenant,
+                command_id = %erasure.record.command_id,
+                keys = erasure.record.destroyed_key_ids.len(),
+                "subject erased"
+            );
+        }
+        Ok(())
+    }
+
+    /// Decodes, authenticates, authorises and, for an erasure, destroys the keys and seals
+    /// the event. Writes nothing to Kafka.
+    async fn decide(&self, message: &OwnedMessage) -> Result<Decided, Failure> {
+        let bytes = message.payload().unwrap_or_default();
+        if bytes.len() > self.config.max_command_bytes {
+            return Ok(Decided::DeadLetter {
+                error: format!(
+                    "admin command of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    self.config.max_command_bytes
+                ),
+                result: None,
+            });
+        }
+        let (envelope, command) = match self.codec.wire().decode_command::<AdminCommand>(bytes) {
+            Ok(decoded) => decoded,
+            Err(CommandDecodeError { envelope, error }) => {
+                let result = envelope.as_deref().and_then(|envelope| {
+                    let id = envelope.command_id.parse().ok()?;
+                    Some(rejected(&base_result(envelope, id), "undecodable", error.to_string()))
+                });
+                return Ok(Decided::DeadLetter {
+                    error: error.to_string(),
+                    result,
+                });
+            }
+        };
+        let Ok(command_id) = envelope.command_id.parse::<Uuid>() else {
+            return Ok(Decided::DeadLetter {
+                error: format!("command_id {:?} is not a UUID", envelope.command_id),
+                result: None,
+            });
+        };
+        let base = base_result(&envelope, command_id);
+        let span = tracing::info_span!(
+            "admin_command",
+            tenant = %envelope.tenant_id,
+            stream = %envelope.stream_id,
+            command_id = %command_id,
+            actor = %envelope.actor.id,
+        );
+        let _entered = span.enter();
+        let (actor, on_behalf_of, _) = from_wire_actor(&envelope.actor);
+        let now = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
+        let principal =
+            match self
+                .authenticator
+                .authenticate(&envelope.tenant_id, &envelope.credential, &actor, &on_behalf_of, now)
+            {
+                Ok(principal) => principal,
+                Err(error) => return Ok(Decided::Answer(rejected(&base, error.code(), error.to_string()))),
+            };
+        if !principal.scopes.iter().any(|scope| scope == ADMIN_SCOPE) {
+            return Ok(Decided::Answer(rejected(
+                &base,
+                "not_admin",
+                format!("admin commands need a credential granting {ADMIN_SCOPE}"),
+            )));
+        }
+        let Some(policy) = self.policies.get(&envelope.tenant_id) else {
+            return Ok(Decided::Answer(rejected(
+                &base,
+                "no_policy",
+                format!("tenant {} has no policy", envelope.tenant_id),
+            )));
+        };
+        let authorization = match policy.authorize(&principal, &command) {
+            Ok(authorization) => authorization,
+            Err(error) => return Ok(Decided::Answer(rejected(&base, error.code(), error.to_string()))),
+        };
+        let AdminCommand::EraseSubject { subject, reason } = command;
+        if subject.is_empty() || envelope.stream_id != erasure_stream(&subject) {
+            return Ok(Decided::Answer(rejected(
+                &base,
+                "wrong_stream",
+                format!("an erasure of a subject goes to stream {}", erasure_stream("<subject>")),
+            )));
+        }
+        let tenant = envelope.tenant_id.clone();
+        let (partition, offset) = (message.partition(), message.offset());
+        let record = match self
+            .store
+            .get(&tenant, &subject)
+            .await
+            .map_err(|e| retry("reading")(&e))?
+        {
+            Some(done) if done.committed || (done.input_partition, done.input_offset) != (partition, offset) => {
+                return self.repeat(&base, done).await;
+            }
+            Some(begun) => begun,
+            None => {
+                let Some(ids) = self
+                    .codec
+                    .keys()
+                    .subject_key_ids(&tenant, &subject)
+                    .await
+                    .map_err(|e| retry("listing the subject's keys")(&e))?
+                else {
+                    return Ok(Decided::Answer(rejected(
+                        &base,
+                        "already_erased",
+                        "the subject's keys were destroyed without an erasure record",
+                    )));
+                };
+                let record = ErasureRecord {
+                    tenant: tenant.clone(),
+                    subject: subject.clone(),
+                    command_id,
+                    input_partition: partition,
+                    input_offset: offset,
+                    destroyed_key_ids: ids.iter().map(ToString::to_string).collect(),
+                    certificate: None,
+                    committed: false,
+                };
+                self.store.begin(&record).await.map_err(|e| retry("recording")(&e))?;
+                record
+            }
+        };
+        self.codec
+            .keys()
+            .erase_subject(&tenant, &subject)
+            .await
+            .map_err(|e| retry("destroying the subject's keys")(&e))?;
+
+        let erased_at = now_micros();
+        let stream = erasure_stream(&subject);
+        let header = EventHeader {
+            tenant: &tenant,
+            stream: &stream,
+            version: 1,
+            recorded_at_micros: erased_at,
+            command_id,
+            correlation_id: base.correlation_id.unwrap_or(command_id),
+            actor: to_wire_actor(&principal.actor, &principal.on_behalf_of, Some(&authorization)),
+            compensates: None,
+        };
+        let event = SystemEvent::SubjectErased {
+            subject: subject.clone(),
+            reason: reason.clone(),
+            destroyed_key_ids: record.destroyed_key_ids.clone(),
+            erased_at,
+        };
+        let sealed = match self.codec.seal_event(&header, &event, &[]).await {
+            Ok(sealed) => sealed,
+            Err(WireError::Crypto(CryptoError::TenantDestroyed(_))) => {
+                return Ok(Decided::Answer(rejected(
+                    &base,
+                    "tenant_erased",
+                    "the tenant is erased",
+                )));
+            }
+            Err(error) => return Err(retry("sealing the event")(&error)),
+        };
+        let event_bytes = self
+            .codec
+            .wire()
+            .encode_event(&sealed)
+            .map_err(|e| Failure::Fatal(format!("encoding the event: {e}")))?;
+        let event_id = sealed
+            .event_id
+            .parse()
+            .map_err(|e| Failure::Fatal(format!("event id: {e}")))?;
+        let certificate = Certificate {
+            format: FORMAT.into(),
+            tenant: tenant.clone(),
+            subject,
+            erased_at_micros: erased_at,
+            requested_by: principal.actor.clone(),
+            on_behalf_of: principal.on_behalf_of.clone(),
+            authorization,
+            reason,
+            command_id,
+            destroyed_key_ids: record.destroyed_key_ids.clone(),
+            event: EventRef {
+                event_id,
+                stream,
+                topic: self.config.events_topic.clone(),
+                partition: -1,
+                offset: -1,
+                hash: hex::encode(&sealed.hash),
+            },
+            final_by_micros: None,
+        };
+        Ok(Decided::Erased(Box::new(Erasure {
+            event_key: stream_key(&tenant, &certificate.event.stream),
+            record,
+            result: CommandResult {
+                actor: Some(principal.actor),
+                on_behalf_of: principal.on_behalf_of,
+                ..base
+            },
+            certificate,
+            event_bytes,
+        })))
+    }
+
+    /// The answer to an erase of a subject already erased: the original result.
+    async fn repeat(&self, base: &CommandResult, done: ErasureRecord) -> Result<Decided, Failure> {
+        // A record begun by an earlier input record that this consumer has moved past was
+        // committed with it: the offset only moves inside a committed transaction.
+        if !done.committed {
+            self.store
+                .commit(&done.tenant, &done.subject)
+                .await
+                .map_err(|e| retry("marking the erasure committed")(&e))?;
+        }
+        let signed: SignedCertificate = done
+            .certificate
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| Failure::Fatal(format!("a stored certificate does not parse: {e}")))?
+            .ok_or_else(|| Failure::Fatal("a committed erasure has no certificate".into()))?;
+        tracing::info!(original = %done.command_id, "subject already erased; answering with the original result");
+        metrics::counter!("keel_admin_commands_total", "outcome" => "repeated", "reason" => "").increment(1);
+        Ok(Decided::Answer(accepted(base, &signed.certificate.event)))
+    }
+
+    /// Produces what `decided` says inside the open transaction and commits it with the
+    /// consumed offset.
+    async fn write(&self, message: &OwnedMessage, decided: &Decided) -> Result<(), Failure> {
+        let results = &self.config.results_topic;
+        let send = |topic: &str, key: Option<String>, payload: Vec<u8>, headers: OwnedHeaders| {
+            let producer = &self.producer;
+            let topic = topic.to_owned();
+            async move {
+                let mut record = FutureRecord::to(&topic).payload(&payload).headers(headers);
+                if let Some(key) = &key {
+                    record = record.key(key);
+                }
+                producer
+                    .send(record, Duration::ZERO)
+                    .await
+                    .map_err(|(error, _)| Failure::from(error))
+            }
+        };
+        let encode = |result: &CommandResult| {
+            serde_json::to_vec(result).map_err(|e| Failure::Fatal(format!("encoding a result: {e}")))
+        };
+        let result_key = |result: &CommandResult| {
+            Some(stream_key(
+                result.tenant.as_deref().unwrap_or_default(),
+                result.stream.as_deref().unwrap_or_default(),
+            ))
+        };
+        match decided {
+            Decided::DeadLetter { error, result } => {
+                let headers = keel_kafka::dead_letter_headers(
+                    error,
+                    &self.config.admin_topic,
+                    message.partition(),
+                    message.offset(),
+                );
+                let raw = message.payload().unwrap_or_default().to_vec();
+                send(&self.config.dlq_topic, None, raw, headers).await?;
+                metrics::counter!("keel_admin_dlq_total").increment(1);
+                tracing::warn!(%error, offset = message.offset(), "undecodable admin command sent to the DLQ");
+                if let Some(result) = result {
+                    send(results, result_key(result), encode(result)?, OwnedHeaders::new()).await?;
+                }
+            }
+            Decided::Answer(result) => {
+                send(results, result_key(result), encode(result)?, OwnedHeaders::new()).await?;
+            }
+            Decided::Erased(erasure) => {
+                let partition = partition_for(erasure.event_key.as_bytes(), self.events_partitions);
+                let event_id = erasure.certificate.event.event_id.to_string();
+                let record = FutureRecord::to(&self.config.events_topic)
+                    .partition(partition)
+                    .key(&erasure.event_key)
+                    .payload(&erasure.event_bytes)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "keel-event-id",
+                        value: Some(&event_id),
+                    }));
+                let delivery = self
+                    .producer
+                    .send(record, Duration::ZERO)
+                    .await
+                    .map_err(|(error, _)| Failure::from(error))?;
+                let mut certificate = erasure.certificate.clone();
+                certificate.event.partition = delivery.partition;
+                certificate.event.offset = delivery.offset;
+                let signed = self
+                    .signer
+                    .sign(certificate)
+                    .map_err(|e| Failure::Fatal(format!("signing: {e}")))?;
+                let document = serde_json::to_string(&signed).map_err(|e| Failure::Fatal(format!("encoding: {e}")))?;
+                self.store
+                    .certify(&erasure.record.tenant, &erasure.record.subject, &document)
+                    .await
+                    .map_err(|e| retry("keeping the certificate")(&e))?;
+                let result = accepted(&erasure.result, &signed.certificate.event);
+                send(results, result_key(&result), encode(&result)?, OwnedHeaders::new()).await?;
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(
+                &self.config.admin_topic,
+                message.partition(),
+                Offset::Offset(message.offset() + 1),
+            )
+            .map_err(Failure::from)?;
+        let metadata = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| Failure::Retry("the consumer has no group metadata yet".into()))?;
+        tokio::task::block_in_place(|| {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
+        })?;
+        tokio::task::block_in_place(|| self.producer.commit_transaction(TXN_TIMEOUT))?;
+        Ok(())
+    }
+}

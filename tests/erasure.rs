@@ -1,0 +1,331 @@
+//! Erasure end to end on the real servers: customers in two tenants, an event carrying two
+//! subjects' personal data, one subject erased through `keel admin erase` and the admin
+//! service. Afterwards exactly that subject's personal fields read as erased (in the API,
+//! and after a rebuild from the log), everything else reads as before, the chain still
+//! verifies, the certificate verifies and a tampered one does not, a repeated erase changes
+//! nothing, and the handler goes on deciding (a replay passes the system event).
+
+use std::future::pending;
+use std::time::Duration;
+
+use keel_cli::admin::{EraseArgs, erase};
+use keel_cli::command::KafkaArgs;
+use keel_customer_support::SupportCommand;
+use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
+use keel_erasure::erasure_stream;
+use keel_handler::result::{CommandResult, LogPosition, Outcome};
+use keel_integration_tests::handler_harness::{
+    HandlerHarness, TestCommand, admin_credential, agent_command, agent_credential,
+};
+use keel_integration_tests::read_side::{get, start_read_side};
+use keel_projector::rebuild::{RebuildArgs, rebuild};
+use keel_testkit::{TestResult, unique_name};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Sends `command` and returns where its last event sits.
+async fn accepted(harness: &HandlerHarness, command: &TestCommand) -> TestResult<LogPosition> {
+    harness.send(command).await?;
+    let result = harness.result_of(command.command_id).await?;
+    position_of(&result)
+}
+
+fn position_of(result: &CommandResult) -> TestResult<LogPosition> {
+    match &result.outcome {
+        Outcome::Accepted {
+            position: Some(position),
+            ..
+        } => Ok(*position),
+        other => anyhow::bail!("{:?} was not accepted: {other:?}", result.command_type),
+    }
+}
+
+/// The personal field `field` of `value`: its value, or "<erased>".
+fn personal(value: &Value, field: &str) -> String {
+    let field = &value[field];
+    if field["erased"] == true {
+        return "<erased>".into();
+    }
+    field["value"].as_str().unwrap_or("<missing>").to_owned()
+}
+
+fn register(customer: &str, name: &str) -> SupportCommand {
+    SupportCommand::RegisterCustomer {
+        customer_id: customer.to_owned(),
+        name: name.to_owned(),
+        email: format!("{customer}@example.com"),
+        address: format!("{name}'s street"),
+    }
+}
+
+fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject: &str) -> EraseArgs {
+    EraseArgs {
+        kafka: KafkaArgs {
+            brokers: harness.config.brokers.clone(),
+            commands_topic: harness.config.commands_topic.clone(),
+            results_topic: harness.config.results_topic.clone(),
+        },
+        admin_topic: admin_topic.to_owned(),
+        tenant: tenant.to_owned(),
+        subject: subject.to_owned(),
+        reason: "ticket DSR-42".into(),
+        token: admin_credential(tenant),
+        command_id: None,
+        wait: true,
+        timeout: 60,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let base = start_read_side(&harness).await?;
+    let directory = tempfile::tempdir()?;
+    let (key_file, public_file) = keel_cli::dev::certificate_key(directory.path())?;
+    let admin = harness.admin_config(key_file);
+    let admin_topic = admin.admin_topic.clone();
+    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+
+    let ada = format!("c-{}", Uuid::new_v4().simple());
+    let bob = format!("c-{}", Uuid::new_v4().simple());
+    let friend = format!("f-{}", Uuid::new_v4().simple());
+    let gina = format!("c-{}", Uuid::new_v4().simple());
+    accepted(&harness, &agent_command("acme", &ada, register(&ada, "Ada Lovelace"))).await?;
+    accepted(&harness, &agent_command("acme", &bob, register(&bob, "Bob Noyce"))).await?;
+    accepted(
+        &harness,
+        &agent_command("globex", &gina, register(&gina, "Gina Hopper")),
+    )
+    .await?;
+    accepted(
+        &harness,
+        &agent_command(
+            "acme",
+            &ada,
+            SupportCommand::SendEmail {
+                email_id: "e-1".into(),
+                to: format!("{ada}@example.com"),
+                subject: "Welcome".into(),
+                body: "Dear Ada, welcome.".into(),
+            },
+        ),
+    )
+    .await?;
+    // One event, two subjects: the friend's name and email are the friend's, the message
+    // is Ada's.
+    let before = accepted(
+        &harness,
+        &agent_command(
+            "acme",
+            &ada,
+            SupportCommand::ReferFriend {
+                friend_id: friend.clone(),
+                friend_name: "Charles Babbage".into(),
+                friend_email: "charles@example.com".into(),
+                message: "You will like it, Charles".into(),
+            },
+        ),
+    )
+    .await?;
+    let acme = agent_credential("acme");
+    let globex = agent_credential("globex");
+    let wait = |p: LogPosition| format!("after={}:{}&wait_ms=20000", p.partition, p.offset);
+    let (status, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{ada}?{}", wait(before)),
+        &acme,
+    )
+    .await?;
+    assert_eq!(
+        (status, personal(&body["data"], "name")),
+        (200, "Ada Lovelace".into()),
+        "{body}"
+    );
+
+    // Erase Ada.
+    let result = erase(&erase_args(&harness, &admin_topic, "acme", &ada))
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("erase --wait gives a result"))?;
+    let erased_at = position_of(&result)?;
+    assert_eq!(result.stream.as_deref(), Some(erasure_stream(&ada).as_str()));
+    // Other processes forget cached keys within their cache lifetime (the second line of
+    // defence when they have not heard of the erasure); after it, no answer has plaintext.
+    tokio::time::sleep(Duration::from_millis(harness.config.keys.key_cache_ttl_ms + 100)).await;
+
+    let check_after_erasure = async |generation_note: &str| -> TestResult {
+        let at = wait(erased_at);
+        let (status, body) = get(&base, &format!("/v1/tenants/acme/customers/{ada}?{at}"), &acme).await?;
+        assert_eq!(status, 200, "{generation_note}: {body}");
+        for field in ["name", "email", "address"] {
+            assert_eq!(
+                personal(&body["data"], field),
+                "<erased>",
+                "{generation_note}: Ada's {field}: {body}"
+            );
+        }
+        let (_, body) = get(&base, &format!("/v1/tenants/acme/customers/{ada}/emails?{at}"), &acme).await?;
+        assert_eq!(
+            personal(&body["data"][0], "body"),
+            "<erased>",
+            "{generation_note}: {body}"
+        );
+        assert_eq!(
+            body["data"][0]["email_id"], "e-1",
+            "{generation_note}: ids are not personal, kept: {body}"
+        );
+        let (_, body) = get(
+            &base,
+            &format!("/v1/tenants/acme/customers/{ada}/referrals?{at}"),
+            &acme,
+        )
+        .await?;
+        let referral = &body["data"][0];
+        assert_eq!(
+            personal(referral, "message"),
+            "<erased>",
+            "{generation_note}: Ada's part: {body}"
+        );
+        assert_eq!(
+            (personal(referral, "friend_name"), personal(referral, "friend_email")),
+            ("Charles Babbage".into(), "charles@example.com".into()),
+            "{generation_note}: the friend's part of the same event is untouched: {body}"
+        );
+        let (_, body) = get(&base, &format!("/v1/tenants/acme/customers/{bob}?{at}"), &acme).await?;
+        assert_eq!(
+            personal(&body["data"], "name"),
+            "Bob Noyce",
+            "{generation_note}: {body}"
+        );
+        let (_, body) = get(&base, &format!("/v1/tenants/globex/customers/{gina}"), &globex).await?;
+        assert_eq!(
+            personal(&body["data"], "name"),
+            "Gina Hopper",
+            "{generation_note}: {body}"
+        );
+        let (status, body) = get(&base, &format!("/v1/tenants/acme/streams/{ada}/verify"), &acme).await?;
+        assert_eq!(
+            (status, &body["data"]["verdict"], &body["data"]["version"]),
+            (200, &Value::from("intact"), &Value::from(3)),
+            "{generation_note}: erasure edits nothing, so the chain holds: {body}"
+        );
+        Ok(())
+    };
+    check_after_erasure("serving generation").await?;
+
+    // The audit trail of the erasure stream: one SubjectErased, by the DPO.
+    let (status, body) = get(
+        &base,
+        &format!(
+            "/v1/tenants/acme/streams/{}/audit?{}",
+            erasure_stream(&ada),
+            wait(erased_at)
+        ),
+        &acme,
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["data"][0]["event_type"], "SubjectErased", "{body}");
+    assert_eq!(body["data"][0]["actor"]["id"], "dpo", "{body}");
+
+    // The certificate: served to the tenant, verifies with the public key, and any edit
+    // breaks it. Another tenant's token learns nothing.
+    let (status, document) = get(&base, &format!("/v1/tenants/acme/erasures/{ada}"), &acme).await?;
+    assert_eq!(status, 200, "{document}");
+    let key = verifying_key_from_hex(&std::fs::read_to_string(&public_file)?)?;
+    let certified = verify(&serde_json::to_vec(&document)?, &key)?;
+    assert_eq!(
+        (certified.tenant.as_str(), certified.subject.as_str()),
+        ("acme", ada.as_str())
+    );
+    assert_eq!(
+        (certified.event.partition, certified.event.offset),
+        (erased_at.partition, erased_at.offset),
+        "the certificate names the SubjectErased event's log position"
+    );
+    assert!(
+        !certified.destroyed_key_ids.is_empty() && certified.destroyed_key_ids.iter().all(|id| id.contains(&ada)),
+        "the certificate lists Ada's key versions: {:?}",
+        certified.destroyed_key_ids
+    );
+    let mut tampered = document.clone();
+    tampered["certificate"]["subject"] = Value::from(bob.clone());
+    assert!(matches!(
+        verify(&serde_json::to_vec(&tampered)?, &key),
+        Err(CertificateError::BadSignature)
+    ));
+    let (status, _) = get(&base, &format!("/v1/tenants/acme/erasures/{ada}"), &globex).await?;
+    assert_eq!(status, 401, "another tenant's token reads no certificate");
+    let (status, _) = get(&base, &format!("/v1/tenants/acme/erasures/{bob}"), &acme).await?;
+    assert_eq!(status, 404, "no certificate for a subject never erased");
+
+    // Erasing again answers with the original event and writes nothing new.
+    let again = erase(&erase_args(&harness, &admin_topic, "acme", &ada))
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("erase --wait gives a result"))?;
+    assert_eq!(position_of(&again)?, erased_at, "{again:?}");
+    let erasure_events = harness
+        .events(0)
+        .await?
+        .into_iter()
+        .filter(|event| event.event_type == "SubjectErased")
+        .count();
+    assert_eq!(erasure_events, 1, "one SubjectErased in the log");
+
+    // A non-admin credential cannot erase.
+    let mut refused_args = erase_args(&harness, &admin_topic, "acme", &bob);
+    refused_args.token = agent_credential("acme");
+    let refused = erase(&refused_args)
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("a result"))?;
+    assert!(
+        matches!(&refused.outcome, Outcome::Rejected { reason, .. } if reason == "not_admin"),
+        "{refused:?}"
+    );
+
+    // The handler goes on: restarted, its replay passes the system event, and it decides.
+    harness.stop().await?;
+    harness.restart()?;
+    let refund = agent_command(
+        "acme",
+        &bob,
+        SupportCommand::IssueRefund {
+            refund_id: "r-1".into(),
+            amount_cents: 500,
+            reason: "late".into(),
+        },
+    );
+    let last = accepted(&harness, &refund).await?;
+
+    // A rebuild from the log's start still shows Ada erased and everyone else intact.
+    let new = unique_name("gen");
+    rebuild(RebuildArgs {
+        brokers: harness.config.brokers.clone(),
+        cql_nodes: harness.config.cql_nodes.clone(),
+        keyspace: harness.config.keyspace.clone(),
+        events_topic: harness.config.events_topic.clone(),
+        into: Some(new.clone()),
+        max_lag: 5,
+        grace_secs: 2,
+        keep_old: false,
+        timeout_secs: 300,
+        keys: harness.config.keys.clone(),
+    })
+    .await?;
+    let (status, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{bob}/refunds?{}", wait(last)),
+        &acme,
+    )
+    .await?;
+    assert_eq!(
+        (status, &body["generation"]),
+        (200, &Value::from(new.clone())),
+        "{body}"
+    );
+    check_after_erasure("rebuilt generation").await?;
+    Ok(())
+}
