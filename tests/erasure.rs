@@ -4,6 +4,10 @@
 //! and after a rebuild from the log), everything else reads as before, the chain still
 //! verifies, the certificate verifies and a tampered one does not, a repeated erase changes
 //! nothing, and the handler goes on deciding (a replay passes the system event).
+//!
+//! And erasure that holds against copies on disk: after erase and `keel admin rotate`, no
+//! key the system can still reach opens the subject's old ciphertext or unwraps an old copy
+//! of its key, and no raw file of the events topic or of Cassandra holds the plaintext.
 
 use std::future::pending;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use keel_customer_support::SupportCommand;
 use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
 use keel_erasure::erasure_stream;
 use keel_handler::result::{CommandResult, LogPosition, Outcome};
+use keel_integration_tests::forensics::{cassandra_dir, files_containing, flush_cql, kafka_topic_dirs};
 use keel_integration_tests::handler_harness::{
     HandlerHarness, TestCommand, admin_credential, agent_command, agent_credential,
 };
@@ -328,4 +333,214 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
     );
     check_after_erasure("rebuilt generation").await?;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> TestResult {
+    use keel_crypto::Kms;
+
+    let mut harness = HandlerHarness::start(1).await?;
+    let base = start_read_side(&harness).await?;
+    let directory = tempfile::tempdir()?;
+    let (key_file, _) = keel_cli::dev::certificate_key(directory.path())?;
+    let admin = harness.admin_config(key_file);
+    let admin_topic = admin.admin_topic.clone();
+    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+
+    let canary = format!("Canary{}", Uuid::new_v4().simple());
+    let customer = format!("c-{}", Uuid::new_v4().simple());
+    accepted(
+        &harness,
+        &agent_command("acme", &customer, register(&customer, &canary)),
+    )
+    .await?;
+    let last = accepted(
+        &harness,
+        &agent_command(
+            "acme",
+            &customer,
+            SupportCommand::SendEmail {
+                email_id: "e-1".into(),
+                to: format!("{canary}@example.com"),
+                subject: format!("For {canary}"),
+                body: format!("Dear {canary}"),
+            },
+        ),
+    )
+    .await?;
+    let acme = agent_credential("acme");
+    let wait = |p: LogPosition| format!("after={}:{}&wait_ms=20000", p.partition, p.offset);
+    let (_, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{customer}?{}", wait(last)),
+        &acme,
+    )
+    .await?;
+    assert_eq!(
+        personal(&body["data"], "name"),
+        canary,
+        "the API opens it before erasure"
+    );
+
+    // What an old SSTable, snapshot or backup holds: the subject's wrapped key rows as the
+    // vault stores them now, and the sealed events.
+    let session = keel_testkit::connect_cql().await?;
+    session.use_keyspace(&harness.config.keyspace, true).await?;
+    let rows = session
+        .query_unpaged(
+            "SELECT version, epoch, wrapped FROM vault_data_keys WHERE tenant = 'acme' AND owner = ?",
+            (format!("s:{customer}"),),
+        )
+        .await?
+        .into_rows_result()?;
+    let copies: Vec<(i32, i32, Vec<u8>)> = rows.rows::<(i32, i32, Vec<u8>)>()?.collect::<Result<_, _>>()?;
+    assert!(!copies.is_empty(), "the subject has wrapped keys before erasure");
+    let sealed: Vec<_> = harness
+        .events(2)
+        .await?
+        .into_iter()
+        .filter(|event| event.stream_id == customer)
+        .collect();
+    assert_eq!(sealed.len(), 2);
+
+    let result = erase(&erase_args(&harness, &admin_topic, "acme", &customer))
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("erase --wait gives a result"))?;
+    let erased_at = position_of(&result)?;
+
+    // The keys the test can reach, as every service reaches them: the KMS file, the vault.
+    let ring = keel_vault_cql::service_key_ring(
+        &harness.config.keys,
+        &harness.config.cql_nodes,
+        std::sync::Arc::new(
+            keel_cql::connect(&harness.config.cql_nodes, &harness.config.keyspace)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        ),
+    )
+    .await?;
+    let context = |version: i32| format!("acme/subject/{customer}/v{version}");
+    let unwraps_before: usize = {
+        let mut count = 0;
+        for (version, epoch, wrapped) in &copies {
+            let epoch = u32::try_from(*epoch)?;
+            if ring
+                .kms()
+                .unwrap("acme", epoch, &context(*version), wrapped)
+                .await
+                .is_ok()
+            {
+                count += 1;
+            }
+        }
+        count
+    };
+    assert_eq!(
+        unwraps_before,
+        copies.len(),
+        "before rotation an old copy of the destroyed key still unwraps with the live KEK: \
+         this is what the rotation is for (and what makes this test able to fail)"
+    );
+
+    let store = keel_erasure::ErasureStore::new(std::sync::Arc::new(
+        keel_cql::connect(&harness.config.cql_nodes, &harness.config.keyspace)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    ))
+    .await?;
+    assert!(
+        store
+            .pending_rotations()
+            .await?
+            .iter()
+            .any(|(tenant, _)| tenant == "acme"),
+        "the erasure waits for a rotation"
+    );
+    let rotated = keel_admin::rotation::rotate_tenant(&ring, &store, "acme", Duration::from_millis(200)).await?;
+    assert!(rotated.destroyed_epochs.contains(&1), "{rotated:?}");
+    assert!(
+        store.pending_rotations().await?.is_empty(),
+        "the rotation made the erasure final"
+    );
+
+    for (version, epoch, wrapped) in &copies {
+        let epoch = u32::try_from(*epoch)?;
+        assert!(
+            ring.kms()
+                .unwrap("acme", epoch, &context(*version), wrapped)
+                .await
+                .is_err(),
+            "an old copy of key version {version} (epoch {epoch}) still unwraps after rotation"
+        );
+        let id = keel_crypto::KeyId {
+            tenant: "acme".into(),
+            owner: keel_crypto::KeyOwner::Subject(customer.clone()),
+            version: u32::try_from(*version)?,
+        };
+        assert!(ring.open_key(&id).await?.is_none(), "the vault still opens {id}");
+    }
+    let codec = harness.codec().await?;
+    for envelope in sealed {
+        let opened = codec
+            .open_event::<keel_customer_support::SupportEvent>(envelope)
+            .await?;
+        assert!(
+            !opened.erased.is_empty() && !format!("{:?}", opened.event).contains(&canary),
+            "the old ciphertext opens to erased fields only: {:?}",
+            opened.event
+        );
+    }
+    // Live data of the tenant survives the rotation.
+    let other = format!("c-{}", Uuid::new_v4().simple());
+    let after = accepted(&harness, &agent_command("acme", &other, register(&other, "Still Here"))).await?;
+    tokio::time::sleep(Duration::from_millis(harness.config.keys.key_cache_ttl_ms + 100)).await;
+    let (_, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{other}?{}", wait(after)),
+        &acme,
+    )
+    .await?;
+    assert_eq!(personal(&body["data"], "name"), "Still Here", "{body}");
+    let (_, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{customer}?{}", wait(erased_at)),
+        &acme,
+    )
+    .await?;
+    assert_eq!(personal(&body["data"], "name"), "<erased>", "{body}");
+
+    // Raw files: the events topic's segments and Cassandra's SSTables and commit log hold
+    // no plaintext; the commands topic (the producer's plaintext, bounded retention) does,
+    // which shows the scan reads what is there.
+    flush_cql(&harness.config.keyspace)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let found = files_containing(&cassandra_dir(), canary.as_bytes())?;
+    assert!(found.is_empty(), "plaintext in Cassandra's files: {found:?}");
+    let event_dirs = kafka_topic_dirs(&harness.config.events_topic)?;
+    assert!(!event_dirs.is_empty(), "the events topic has partition directories");
+    for dir in event_dirs {
+        let found = files_containing(&dir, canary.as_bytes())?;
+        assert!(found.is_empty(), "plaintext in the events topic's segments: {found:?}");
+    }
+    let mut in_commands = Vec::new();
+    for dir in kafka_topic_dirs(&harness.config.commands_topic)? {
+        in_commands.extend(files_containing(&dir, canary.as_bytes())?);
+    }
+    assert!(
+        !in_commands.is_empty(),
+        "the commands topic holds the producer's plaintext (until its retention ends): the scan sees it"
+    );
+
+    let certificate = store
+        .certificate("acme", &customer)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a certificate"))?;
+    let certificate: keel_erasure::SignedCertificate = serde_json::from_str(&certificate)?;
+    assert!(
+        certificate.certificate.final_by_micros > Some(certificate.certificate.erased_at_micros),
+        "the certificate says when erasure is final: {:?}",
+        certificate.certificate.final_by_micros
+    );
+    harness.stop().await
 }

@@ -356,6 +356,10 @@ impl HandlerHarness {
             max_command_bytes: 64 * 1024,
             ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             retry_backoff_max_ms: 2_000,
+            // Tests rotate on demand (`keel admin rotate`); the schedule stays out of the way.
+            rotation_delay_secs: 3_600,
+            rotation_check_secs: 60,
+            rotation_grace_ms: 200,
             log_json: false,
             keys: self.config.keys.clone(),
         }

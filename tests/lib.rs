@@ -6,5 +6,6 @@
 //! handler in-process with the production codec, and the read side (projector and query API)
 //! over it.
 
+pub mod forensics;
 pub mod handler_harness;
 pub mod read_side;

@@ -4,11 +4,11 @@
 //! token sees (nothing, and not whether it exists), and what the CQL store's files hold
 //! (ciphertext, never the personal data).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keel_customer_support::SupportCommand;
 use keel_handler::result::{LogPosition, Outcome};
+use keel_integration_tests::forensics::{cassandra_dir, files_containing, files_under, flush_cql};
 use keel_integration_tests::handler_harness::{HandlerHarness, TestCommand, agent_command, agent_credential};
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_testkit::TestResult;
@@ -185,43 +185,6 @@ async fn what_a_command_did_is_visible_with_its_freshness_history_and_proof() ->
     harness.stop().await
 }
 
-/// The repository's `.local`, where `make up` keeps the servers' data.
-fn local_dir() -> PathBuf {
-    std::env::var_os("KEEL_LOCAL_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local"),
-        PathBuf::from,
-    )
-}
-
-/// Every file under `root`.
-fn files_under(root: &Path) -> TestResult<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(directory) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&directory) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    Ok(files)
-}
-
-/// Files under `root` containing `needle`.
-fn files_containing(root: &Path, needle: &[u8]) -> TestResult<Vec<PathBuf>> {
-    Ok(files_under(root)?
-        .into_iter()
-        .filter(|path| {
-            std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
-        })
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_is_nowhere_in_the_cql_stores_files() -> TestResult {
     let mut harness = HandlerHarness::start(1).await?;
@@ -275,19 +238,10 @@ async fn personal_data_is_nowhere_in_the_cql_stores_files() -> TestResult {
         "the API opens it"
     );
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let flush = std::process::Command::new("bash")
-        .arg(root.join("infra/infra.sh"))
-        .args(["nodetool", "flush", &harness.config.keyspace])
-        .output()?;
-    assert!(
-        flush.status.success(),
-        "nodetool flush: {}",
-        String::from_utf8_lossy(&flush.stderr)
-    );
+    flush_cql(&harness.config.keyspace)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let cassandra = local_dir().join("cassandra/data");
+    let cassandra = cassandra_dir();
     let keyspace_files = files_under(&cassandra.join("data").join(&harness.config.keyspace))?;
     assert!(!keyspace_files.is_empty(), "the flush wrote the keyspace's SSTables");
     let control_found = files_containing(&cassandra, control.as_bytes())?;

@@ -33,6 +33,17 @@ impl Default for RotationPolicy {
 /// process that has not heard of an erasure made elsewhere can still open the erased data.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// What [`KeyRing::retire_epochs`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// The tenant's KEK epoch from now on.
+    pub epoch: KekEpoch,
+    /// Live keys re-wrapped under it.
+    pub rewrapped: usize,
+    /// The epochs destroyed (every older one; destroying one twice is harmless).
+    pub destroyed: Vec<KekEpoch>,
+}
+
 /// The key service over a [`Kms`] and a [`KeyVault`].
 pub struct KeyRing<K, V> {
     kms: K,
@@ -180,6 +191,50 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await?;
         }
         Ok(epoch)
+    }
+
+    /// Second half of a KEK rotation (the first is [`Kms::new_epoch`]): re-wraps every live
+    /// key still under an older epoch into `epoch`, then destroys every older epoch, so that
+    /// every copy of a key wrapped before (a destroyed subject's key in an old SSTable,
+    /// snapshot or backup included) can never be unwrapped again.
+    ///
+    /// Wait a grace period between the two halves: a key another process was wrapping under
+    /// the old epoch at that moment has been stored by then and is re-wrapped here. A key
+    /// that still turns up under an old epoch is re-wrapped and the check repeated: an
+    /// epoch is destroyed only when no live key needs it.
+    pub async fn retire_epochs_before(&self, tenant: &str, epoch: KekEpoch) -> Result<Retirement, CryptoError> {
+        let mut rewrapped = 0;
+        for _ in 0..5 {
+            let stale: Vec<WrappedKey> = self
+                .vault
+                .live_keys(tenant)
+                .await?
+                .into_iter()
+                .filter(|key| key.epoch < epoch)
+                .collect();
+            if stale.is_empty() {
+                for old in 1..epoch {
+                    self.kms.destroy_epoch(tenant, old).await?;
+                }
+                return Ok(Retirement {
+                    epoch,
+                    rewrapped,
+                    destroyed: (1..epoch).collect(),
+                });
+            }
+            for key in stale {
+                let context = key.id.to_string();
+                let raw = self.kms.unwrap(tenant, key.epoch, &context, &key.wrapped).await?;
+                let wrapped = self.kms.wrap(tenant, epoch, &context, &raw).await?;
+                self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await?;
+                rewrapped += 1;
+            }
+        }
+        Err(CryptoError::EpochInUse {
+            tenant: tenant.to_owned(),
+            epoch: epoch - 1,
+            live: 1,
+        })
     }
 
     /// Destroys a KEK epoch; refuses while live keys are still wrapped under it.

@@ -29,7 +29,7 @@ pub mod testsuite;
 pub use aead::{DataKey, KEY_LEN, NONCE_LEN, associated_data};
 pub use error::CryptoError;
 pub use ids::{KekEpoch, KeyId, KeyOwner};
-pub use keyring::{DEFAULT_CACHE_TTL, KeyRing, RotationPolicy};
+pub use keyring::{DEFAULT_CACHE_TTL, KeyRing, Retirement, RotationPolicy};
 pub use kms::{InMemoryKms, Kms};
 pub use local_file_kms::LocalFileKms;
 pub use schema::{PayloadSchema, PersonalField, SUBJECT_PROPERTY};

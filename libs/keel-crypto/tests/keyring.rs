@@ -203,3 +203,59 @@ async fn a_subjects_key_versions_are_listed_before_erasure_and_none_after() -> R
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn retiring_old_epochs_makes_old_copies_of_an_erased_key_useless_and_keeps_live_keys() -> Result {
+    let ring = ring(RotationPolicy::default(), 0);
+    let (erased, _) = ring.seal_key("acme", &KeyOwner::Subject("ada".into())).await?;
+    let (kept, _) = ring.seal_key("acme", &KeyOwner::Subject("bob".into())).await?;
+    // A copy of the wrapped key as an old SSTable or a backup would hold it.
+    let KeyLookup::Live(copy) = ring.vault().get(&erased).await? else {
+        return Err("the key is live before erasure".into());
+    };
+    ring.erase_subject("acme", "ada").await?;
+    let context = erased.to_string();
+    assert!(
+        ring.kms()
+            .unwrap("acme", copy.epoch, &context, &copy.wrapped)
+            .await
+            .is_ok(),
+        "before rotation the old copy still unwraps: this is what rotation is for"
+    );
+
+    let epoch = ring.kms().new_epoch("acme").await?;
+    // A key another process wrapped under the old epoch while the rotation began.
+    let late = KeyId {
+        tenant: "acme".into(),
+        owner: KeyOwner::Subject("carol".into()),
+        version: 1,
+    };
+    let raw = keel_crypto::DataKey::generate().1;
+    let wrapped = ring.kms().wrap("acme", 1, &late.to_string(), &raw).await?;
+    ring.vault()
+        .insert(&keel_crypto::WrappedKey {
+            id: late.clone(),
+            epoch: 1,
+            wrapped,
+            created_at: 0,
+        })
+        .await?;
+
+    let retired = ring.retire_epochs_before("acme", epoch).await?;
+    assert_eq!((retired.epoch, retired.destroyed.as_slice()), (2, [1].as_slice()));
+    assert_eq!(retired.rewrapped, 2, "bob's key and the late key");
+    assert!(
+        ring.kms()
+            .unwrap("acme", copy.epoch, &context, &copy.wrapped)
+            .await
+            .is_err(),
+        "after rotation no copy of the erased key unwraps"
+    );
+    assert!(ring.open_key(&erased).await?.is_none());
+    assert!(ring.open_key(&kept).await?.is_some(), "live keys survive rotation");
+    assert!(
+        ring.open_key(&late).await?.is_some(),
+        "a key wrapped during rotation survives"
+    );
+    Ok(())
+}

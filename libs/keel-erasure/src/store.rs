@@ -61,6 +61,9 @@ pub struct ErasureStore {
     insert: PreparedStatement,
     certify: PreparedStatement,
     commit: PreparedStatement,
+    note_pending: PreparedStatement,
+    oldest_pending: PreparedStatement,
+    clear_pending: PreparedStatement,
 }
 
 impl std::fmt::Debug for ErasureStore {
@@ -89,6 +92,10 @@ impl ErasureStore {
             .await?,
             certify: prepare("UPDATE erasures SET certificate = ? WHERE tenant = ? AND subject = ?").await?,
             commit: prepare("UPDATE erasures SET committed = true WHERE tenant = ? AND subject = ?").await?,
+            note_pending: prepare("INSERT INTO pending_rotations (tenant, erased_at_micros, subject) VALUES (?, ?, ?)")
+                .await?,
+            oldest_pending: prepare("SELECT erased_at_micros FROM pending_rotations WHERE tenant = ? LIMIT 1").await?,
+            clear_pending: prepare("DELETE FROM pending_rotations WHERE tenant = ? AND erased_at_micros <= ?").await?,
             session,
         })
     }
@@ -163,5 +170,64 @@ impl ErasureStore {
             .await?
             .filter(|record| record.committed)
             .and_then(|record| record.certificate))
+    }
+
+    /// Notes that `tenant` erased `subject` at `erased_at_micros`: the KEK rotation that
+    /// makes it final is due.
+    pub async fn note_pending_rotation(
+        &self,
+        tenant: &str,
+        erased_at_micros: i64,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.note_pending, (tenant, erased_at_micros, subject))
+            .await
+            .map_err(|e| failed("noting a pending rotation")(&e))?;
+        Ok(())
+    }
+
+    /// Every tenant with erasures waiting for a rotation, with its oldest erasure's time.
+    pub async fn pending_rotations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self
+            .session
+            .query_unpaged("SELECT DISTINCT tenant FROM pending_rotations", &[])
+            .await
+            .map_err(|e| failed("listing pending rotations")(&e))?
+            .into_rows_result()
+            .map_err(|e| failed("listing pending rotations")(&e))?;
+        let tenants: Vec<String> = rows
+            .rows::<(String,)>()
+            .map_err(|e| failed("listing pending rotations")(&e))?
+            .map(|row| row.map(|(tenant,)| tenant))
+            .collect::<Result<_, _>>()
+            .map_err(|e| failed("listing pending rotations")(&e))?;
+        let mut pending = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let rows = self
+                .session
+                .execute_unpaged(&self.oldest_pending, (&tenant,))
+                .await
+                .map_err(|e| failed("reading a pending rotation")(&e))?
+                .into_rows_result()
+                .map_err(|e| failed("reading a pending rotation")(&e))?;
+            if let Some((oldest,)) = rows
+                .maybe_first_row::<(i64,)>()
+                .map_err(|e| failed("reading a pending rotation")(&e))?
+            {
+                pending.push((tenant, oldest));
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Clears the pending erasures of `tenant` up to `up_to_micros`, when a rotation that
+    /// began then has completed.
+    pub async fn clear_pending_rotations(&self, tenant: &str, up_to_micros: i64) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.clear_pending, (tenant, up_to_micros))
+            .await
+            .map_err(|e| failed("clearing pending rotations")(&e))?;
+        Ok(())
     }
 }

@@ -77,6 +77,13 @@ pub struct TopicSpec {
     pub config: Vec<(&'static str, String)>,
 }
 
+/// The segment roll of a topic with short `retention`: Kafka deletes only closed segments,
+/// so a record lives at most its retention plus one segment's span (plus the broker's
+/// retention check): at most an hour, and never longer than the retention itself.
+pub fn segment_for(retention: Duration) -> Duration {
+    retention.min(Duration::from_secs(3600)).max(Duration::from_secs(60))
+}
+
 fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
@@ -96,6 +103,7 @@ pub fn command_path_topics(names: &TopicNames, settings: &TopicSettings) -> Vec<
             settings.partitions,
             vec![
                 ("retention.ms", millis(settings.command_retention)),
+                ("segment.ms", millis(segment_for(settings.command_retention))),
                 ("cleanup.policy", "delete".into()),
             ],
         ),
@@ -123,6 +131,7 @@ pub fn command_path_topics(names: &TopicNames, settings: &TopicSettings) -> Vec<
             1,
             vec![
                 ("retention.ms", millis(settings.dlq_retention)),
+                ("segment.ms", millis(segment_for(settings.dlq_retention))),
                 ("cleanup.policy", "delete".into()),
             ],
         ),

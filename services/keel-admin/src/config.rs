@@ -71,6 +71,17 @@ pub struct AdminConfig {
     /// Longest wait between retries of a failed command, in ms (it doubles from 100 ms).
     #[arg(long, env = "KEEL_RETRY_BACKOFF_MAX_MS", default_value_t = 10_000)]
     pub retry_backoff_max_ms: u64,
+    /// How long a tenant's oldest pending erasure waits for the KEK rotation that makes it
+    /// final, in seconds (erasures in between share the rotation).
+    #[arg(long, env = "KEEL_ROTATION_DELAY_SECS", default_value_t = 3_600)]
+    pub rotation_delay_secs: u64,
+    /// How often pending rotations are looked for, in seconds.
+    #[arg(long, env = "KEEL_ROTATION_CHECK_SECS", default_value_t = 60)]
+    pub rotation_check_secs: u64,
+    /// Grace between creating a new KEK epoch and re-wrapping, in ms: keys other processes
+    /// were wrapping under the old epoch land in the vault meanwhile.
+    #[arg(long, env = "KEEL_ROTATION_GRACE_MS", default_value_t = 2_000)]
+    pub rotation_grace_ms: u64,
     /// Log as JSON lines.
     #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
     pub log_json: bool,

@@ -20,6 +20,7 @@
 //! [`run`] is the service; `main` parses [`AdminConfig`], initialises telemetry and calls it.
 
 mod config;
+pub mod rotation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,7 +102,8 @@ struct Erasure {
 /// The admin service's parts.
 struct Admin {
     config: AdminConfig,
-    store: ErasureStore,
+    store: Arc<ErasureStore>,
+    schedule: rotation::Schedule,
     codec: EventCodec<LocalFileKms, CqlKeyVault>,
     authenticator: Authenticator,
     policies: HashMap<String, Policy>,
@@ -130,8 +132,15 @@ pub async fn run(config: AdminConfig, shutdown: impl std::future::Future<Output 
     ));
 
     let admin = connect(config).await?;
+    let rotations = tokio::spawn({
+        let keys = Arc::clone(admin.codec.keys());
+        let store = Arc::clone(&admin.store);
+        let schedule = admin.schedule;
+        async move { rotation::run_schedule(&keys, &store, schedule).await }
+    });
     readiness.set("admin", true, "consuming admin commands");
     let outcome = admin.run(shutdown).await;
+    rotations.abort();
     let _ = stop_tx.send(true);
     let _ = ops.await;
     outcome
@@ -142,7 +151,7 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
         .await
         .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
-    let store = ErasureStore::new(Arc::clone(&session)).await?;
+    let store = Arc::new(ErasureStore::new(Arc::clone(&session)).await?);
     let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, session).await?;
     let codec = EventCodec::new::<System>(Arc::new(keys), keel_envelope::Upcasters::new())?;
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
@@ -165,6 +174,10 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
             replication: config.replication,
             config: vec![
                 ("retention.ms", retention.as_millis().to_string()),
+                (
+                    "segment.ms",
+                    keel_kafka::topics::segment_for(retention).as_millis().to_string(),
+                ),
                 ("cleanup.policy", "delete".into()),
             ],
         }],
@@ -181,7 +194,13 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
     consumer.subscribe(&[&config.admin_topic])?;
     let events_partitions = partition_count(&consumer, &config.events_topic).await?;
     tracing::info!(instance = %config.instance_id, events_partitions, "admin service started");
+    let schedule = rotation::Schedule {
+        delay: Duration::from_secs(config.rotation_delay_secs),
+        check_every: Duration::from_secs(config.rotation_check_secs.max(1)),
+        grace: Duration::from_millis(config.rotation_grace_ms),
+    };
     Ok(Admin {
+        schedule,
         policies: tenants.policies(),
         config,
         store,
@@ -216,7 +235,7 @@ async fn partition_count(consumer: &StreamConsumer, topic: &str) -> anyhow::Resu
     }
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -466,6 +485,10 @@ impl Admin {
             .map_err(|e| retry("destroying the subject's keys")(&e))?;
 
         let erased_at = now_micros();
+        self.store
+            .note_pending_rotation(&tenant, erased_at, &subject)
+            .await
+            .map_err(|e| retry("noting the rotation due")(&e))?;
         let stream = erasure_stream(&subject);
         let header = EventHeader {
             tenant: &tenant,
@@ -522,7 +545,7 @@ impl Admin {
                 offset: -1,
                 hash: hex::encode(&sealed.hash),
             },
-            final_by_micros: None,
+            final_by_micros: Some(self.final_by(erased_at)),
         };
         Ok(Decided::Erased(Box::new(Erasure {
             event_key: stream_key(&tenant, &certificate.event.stream),
@@ -535,6 +558,17 @@ impl Admin {
             certificate,
             event_bytes,
         })))
+    }
+
+    /// When an erasure at `erased_at` is final against every copy on disk: the KEK rotation
+    /// that covers it has run, and the commands and admin topics, which hold producers'
+    /// plaintext, have deleted every segment that could hold it (retention, one segment
+    /// roll, the broker's five-minute retention check).
+    fn final_by(&self, erased_at: i64) -> i64 {
+        let retention = Duration::from_secs(self.config.plaintext_retention_hours * 3600);
+        let plaintext = retention + keel_kafka::topics::segment_for(retention) + Duration::from_secs(300);
+        let plaintext_gone = erased_at.saturating_add(i64::try_from(plaintext.as_micros()).unwrap_or(i64::MAX));
+        self.schedule.final_by(erased_at).max(plaintext_gone)
     }
 
     /// The answer to an erase of a subject already erased: the original result.

@@ -31,6 +31,23 @@ pub enum Admin {
         #[command(flatten)]
         cql: crate::ControlArgs,
     },
+    /// Rotates a tenant's KEK now: a new epoch, every live key re-wrapped, every older epoch
+    /// destroyed, so no old copy of an erased subject's wrapped key (old SSTables,
+    /// snapshots, backups) can be unwrapped again. Prints what it did.
+    Rotate {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Grace between creating the epoch and re-wrapping, in ms.
+        #[arg(long, env = "KEEL_ROTATION_GRACE_MS", default_value_t = 2_000)]
+        grace_ms: u64,
+        /// Where the control keyspace is.
+        #[command(flatten)]
+        cql: crate::ControlArgs,
+        /// Where the keys are.
+        #[command(flatten)]
+        keys: keel_vault_cql::KeyArgs,
+    },
     /// Checks a certificate's signature with the admin service's public key; exits non-zero
     /// if it does not verify.
     VerifyCertificate {
@@ -94,6 +111,25 @@ impl Admin {
                     .with_context(|| format!("no committed erasure of {subject} in tenant {tenant}"))?;
                 let value: serde_json::Value = serde_json::from_str(&document)?;
                 println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
+            Self::Rotate {
+                tenant,
+                grace_ms,
+                cql,
+                keys,
+            } => {
+                let session = Arc::new(cql.connect().await?);
+                let store = ErasureStore::new(Arc::clone(&session)).await?;
+                let ring = keel_vault_cql::service_key_ring(&keys, &cql.cql_nodes, session).await?;
+                let rotated = keel_admin::rotation::rotate_tenant(
+                    &ring,
+                    &store,
+                    &tenant,
+                    std::time::Duration::from_millis(grace_ms),
+                )
+                .await?;
+                println!("{}", serde_json::to_string_pretty(&rotated)?);
                 Ok(())
             }
             Self::VerifyCertificate {
