@@ -78,3 +78,58 @@ pub fn flush_cql(keyspace: &str) -> TestResult {
     );
     Ok(())
 }
+
+/// Everything every service in this test process logs (they run in-process), from the
+/// first call on: what a log pipeline would ship, to grep for personal data.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// The process's captured logs, installing the capturing subscriber on first use (debug
+    /// level for Keel's crates, info for the rest). Fails if another subscriber was set.
+    pub fn install() -> TestResult<Self> {
+        static LOGS: std::sync::OnceLock<Result<CapturedLogs, String>> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = CapturedLogs::default();
+            let filter = tracing_subscriber::EnvFilter::new(
+                "info,keel_handler=debug,keel_projector=debug,keel_query=debug,keel_admin=debug,keel_crypto=debug,keel_codec=debug",
+            );
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(logs.clone())
+                .try_init()
+                .map_err(|error| error.to_string())?;
+            Ok(logs)
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

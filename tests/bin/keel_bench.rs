@@ -16,6 +16,10 @@
 //!   rate; for each, the time from its send to the projection's checkpoint passing its
 //!   event (polled every 5 ms), p50 and p99.
 //!
+//! - **erasure**: an admin command's latency, produced to result, for subjects referenced by
+//!   10 events and by `--erasure-history` events (erasure reads no history, so the two
+//!   should match); then one KEK rotation of a tenant with `--rotation-keys` live keys.
+//!
 //! A benchmark, not a test: it asserts nothing about time.
 
 use std::collections::HashMap;
@@ -56,6 +60,12 @@ struct Args {
     /// Commands of the latency run.
     #[arg(long, env = "KEEL_BENCH_STEADY_COMMANDS", default_value_t = 2_000)]
     steady_commands: usize,
+    /// Events that reference the subject of the large erasure.
+    #[arg(long, env = "KEEL_BENCH_ERASURE_HISTORY", default_value_t = 100_000)]
+    erasure_history: usize,
+    /// Live subject keys of the tenant whose KEK is rotated.
+    #[arg(long, env = "KEEL_BENCH_ROTATION_KEYS", default_value_t = 100_000)]
+    rotation_keys: usize,
     /// Where to write the results.
     #[arg(long, default_value = "bench/results")]
     out: std::path::PathBuf,
@@ -145,6 +155,32 @@ async fn main() -> anyhow::Result<()> {
         value: latency.p99_ms,
         unit: "ms",
         note: format!("max {:.1} ms", latency.max_ms),
+    });
+
+    let erasure = erasure_figures(&args).await?;
+    figures.push(Figure {
+        name: "erase, subject with 10 events",
+        value: erasure.small_ms,
+        unit: "ms",
+        note: format!(
+            "admin command produced -> result read, median of {}; keys destroyed, SubjectErased appended, certificate signed",
+            erasure.small_count
+        ),
+    });
+    figures.push(Figure {
+        name: "erase, subject with a long history",
+        value: erasure.large_ms,
+        unit: "ms",
+        note: format!("one subject referenced by {} events", args.erasure_history),
+    });
+    figures.push(Figure {
+        name: "KEK rotation",
+        value: erasure.rotation_seconds,
+        unit: "s",
+        note: format!(
+            "{} live keys re-wrapped, older epochs destroyed (development file KMS, one CQL write per key)",
+            erasure.rewrapped
+        ),
     });
     report(&args, &figures)
 }
@@ -382,7 +418,16 @@ fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::
     consumer.assign(&assignment)?;
     let (send, receive) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Ok(message) = consumer.recv().await {
+        loop {
+            let message = match consumer.recv().await {
+                Ok(message) => message,
+                // The reader reports reaching a partition's end; more results come later.
+                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+                Err(error) => {
+                    eprintln!("bench: reading results failed: {error}");
+                    break;
+                }
+            };
             if let Ok(result) = serde_json::from_slice::<CommandResult>(message.payload().unwrap_or_default())
                 && send.send(result).is_err()
             {
@@ -476,6 +521,143 @@ async fn command_to_visible(args: &Args) -> anyhow::Result<LatencyRun> {
         p50_ms: at(0.50),
         p99_ms: at(0.99),
         max_ms: at(1.0),
+    })
+}
+
+struct ErasureRun {
+    small_ms: f64,
+    small_count: usize,
+    large_ms: f64,
+    rotation_seconds: f64,
+    rewrapped: usize,
+}
+
+/// Erase latency for subjects with short and long histories, then a KEK rotation of a
+/// tenant with `rotation_keys` live subject keys.
+async fn erasure_figures(args: &Args) -> anyhow::Result<ErasureRun> {
+    use keel_codec::{CommandHeader, Wire, to_wire_actor};
+    use keel_erasure::{AdminCommand, System, erasure_stream};
+    use keel_integration_tests::handler_harness::admin_credential;
+
+    let mut harness = HandlerHarness::prepare(args.partitions).await?;
+    let email = |j: usize| SupportCommand::SendEmail {
+        email_id: format!("e-{j}"),
+        to: "someone@example.com".into(),
+        subject: "bench".into(),
+        body: "bench".into(),
+    };
+    let small: Vec<String> = (0..6).map(|i| format!("small-{i}")).collect();
+    let mut commands = Vec::new();
+    for customer in &small {
+        commands.push(agent_command("acme", customer, register(customer)));
+        commands.extend((1..10).map(|j| agent_command("acme", customer, email(j))));
+    }
+    commands.push(agent_command("acme", "large", register("large")));
+    commands.extend((1..args.erasure_history).map(|j| agent_command("acme", "large", email(j))));
+    eprintln!("bench: erasure: producing {} commands of history", commands.len());
+    let mut results = watch_results(&harness)?;
+    harness.send_many(&commands).await?;
+    harness.restart()?;
+    let mut seen = 0;
+    while seen < commands.len() {
+        results.recv().await.context("the results watcher stopped")?;
+        seen += 1;
+    }
+
+    let directory = tempfile::tempdir()?;
+    let (key_file, _) = keel_cli::dev::certificate_key(directory.path())?;
+    let admin = harness.admin_config(key_file);
+    let admin_topic = admin.admin_topic.clone();
+    tokio::spawn(keel_admin::run(admin, std::future::pending::<()>()));
+    let producer: FutureProducer = clients::producer(harness.kafka.brokers()).create()?;
+    let wire = Wire::new::<System>()?;
+    let mut erase = async |subject: &str| -> anyhow::Result<f64> {
+        let command_id = Uuid::new_v4();
+        let stream = erasure_stream(subject);
+        let header = CommandHeader {
+            command_id,
+            tenant: "acme".into(),
+            stream: stream.clone(),
+            expected_version: None,
+            issued_at_micros: 0,
+            actor: to_wire_actor(
+                &keel_auth::Actor {
+                    kind: keel_auth::ActorKind::Human,
+                    id: "dpo".into(),
+                },
+                &[],
+                None,
+            ),
+            credential: admin_credential("acme"),
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+        };
+        let command = AdminCommand::EraseSubject {
+            subject: subject.to_owned(),
+            reason: "bench".into(),
+        };
+        let bytes = wire.encode_command(header, &command)?;
+        let key = keel_kafka::partition::stream_key("acme", &stream);
+        let started = Instant::now();
+        producer
+            .send(
+                FutureRecord::to(&admin_topic).key(&key).payload(&bytes),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(error, _)| error)?;
+        loop {
+            let result = tokio::time::timeout(Duration::from_secs(120), results.recv())
+                .await
+                .context("no erase result within 120 s")?
+                .context("the results watcher stopped")?;
+            if result.command_id == command_id {
+                anyhow::ensure!(
+                    matches!(result.outcome, Outcome::Accepted { .. }),
+                    "erase of {subject} refused: {result:?}"
+                );
+                return Ok(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    };
+    // The first erase pays for the admin service joining its group.
+    erase(&small[0]).await?;
+    let mut small_ms = Vec::new();
+    for subject in &small[1..] {
+        small_ms.push(erase(subject).await?);
+    }
+    small_ms.sort_by(f64::total_cmp);
+    let large_ms = erase("large").await?;
+
+    eprintln!("bench: rotation: creating {} subject keys", args.rotation_keys);
+    let session = cql_session(&harness, &harness.config.keyspace).await?;
+    let ring =
+        keel_vault_cql::service_key_ring(&harness.config.keys, &harness.config.cql_nodes, Arc::clone(&session)).await?;
+    let store = keel_erasure::ErasureStore::new(session).await?;
+    {
+        use futures::StreamExt;
+        let ring = &ring;
+        futures::stream::iter(0..args.rotation_keys)
+            .map(|i| async move {
+                ring.seal_key("acme", &keel_crypto::KeyOwner::Subject(format!("r-{i}")))
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()?;
+    }
+    eprintln!("bench: rotation: rotating");
+    let rotated = keel_admin::rotation::rotate_tenant(&ring, &store, "acme", Duration::ZERO).await?;
+    harness.stop().await?;
+    Ok(ErasureRun {
+        small_ms: small_ms[small_ms.len() / 2],
+        small_count: small_ms.len(),
+        large_ms,
+        rotation_seconds: rotated.seconds,
+        rewrapped: rotated.rewrapped,
     })
 }
 

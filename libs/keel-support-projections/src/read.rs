@@ -139,6 +139,17 @@ pub struct StoredEvent {
 type Sealed = Option<StoredField>;
 
 impl SupportProjections {
+    /// Whether a `SubjectErased` for `subject` was projected: its personal fields read as
+    /// erased from then on.
+    pub async fn is_erased(&self, tenant: &str, subject: &str) -> anyhow::Result<bool> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.select_erased, (tenant, subject))
+            .await?
+            .into_rows_result()?;
+        Ok(rows.maybe_first_row::<(Option<i64>,)>()?.is_some())
+    }
+
     /// A customer's profile, if the customer was registered.
     pub async fn profile(&self, tenant: &str, customer: &str) -> anyhow::Result<Option<ProfileRow>> {
         type Row = (

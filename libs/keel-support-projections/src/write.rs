@@ -31,6 +31,10 @@ pub struct LoggedEvent<'a> {
 
 type Write<'a> = BoxFuture<'a, Result<QueryResult, ExecutionError>>;
 
+/// The stream prefix of the system's erasure records (`keel.erasure:<subject>`, see
+/// `schemas/system`): a `SubjectErased` there marks its subject erased.
+const ERASURE_STREAM: &str = "keel.erasure:";
+
 fn event_uuid(envelope: &EventEnvelope) -> anyhow::Result<Uuid> {
     Uuid::parse_str(&envelope.event_id)
         .map_err(|error| anyhow::anyhow!("event {} has no uuid id: {error}", envelope.event_id))
@@ -80,6 +84,21 @@ impl SupportProjections {
             ts,
         );
         writes.push(session.execute_unpaged(&self.insert_event, copy).boxed());
+        if envelope.event_type == "SubjectErased"
+            && let Some(subject) = envelope.stream_id.strip_prefix(ERASURE_STREAM)
+        {
+            let values = (
+                tenant.clone(),
+                subject.to_owned(),
+                at,
+                envelope.event_id.clone(),
+                partition,
+                offset,
+                ts,
+            );
+            writes.push(session.execute_unpaged(&self.subject_erased, values).boxed());
+            return Ok(());
+        }
         let Some(event) = logged.event else {
             return Ok(());
         };

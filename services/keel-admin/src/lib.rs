@@ -46,6 +46,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use config::AdminConfig;
@@ -401,7 +402,20 @@ impl Admin {
             command_id = %command_id,
             actor = %envelope.actor.id,
         );
-        let _entered = span.enter();
+        self.decide_command(message, envelope, command, base)
+            .instrument(span)
+            .await
+    }
+
+    /// Decides a decoded admin command (inside its span: tenant, stream, command id, actor).
+    async fn decide_command(
+        &self,
+        message: &OwnedMessage,
+        envelope: CommandEnvelope,
+        command: AdminCommand,
+        base: CommandResult,
+    ) -> Result<Decided, Failure> {
+        let command_id = base.command_id;
         let (actor, on_behalf_of, _) = from_wire_actor(&envelope.actor);
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
         let principal =

@@ -19,6 +19,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealedEvent, Undecodable};
@@ -621,7 +622,20 @@ where
             command_type = %command.command_type,
             actor = %incoming.actor.id,
         );
-        let _entered = span.enter();
+        self.plan_command(partition, offset, command, scratch)
+            .instrument(span)
+            .await
+    }
+
+    /// Decides one decoded command (inside its span: tenant, stream, command id, actor).
+    async fn plan_command(
+        &self,
+        partition: i32,
+        offset: i64,
+        command: &DecodedCommand<A::Command>,
+        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
+    ) -> Planned {
+        let incoming = &command.incoming;
         let result_of = |outcome| CommandResult {
             command_id: incoming.command_id,
             tenant: Some(incoming.tenant.clone()),

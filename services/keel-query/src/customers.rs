@@ -37,6 +37,8 @@ pub struct Support {
     pub projections: SupportProjections,
     /// Opens personal fields and events with the tenant's and subjects' keys.
     pub codec: EventCodec<LocalFileKms, CqlKeyVault>,
+    /// Subjects seen erased in the projections (tenant, subject).
+    erased: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// A personal field as answered: its value, or the erased marker.
@@ -61,7 +63,31 @@ impl Support {
         Ok(Self {
             projections: SupportProjections::new(session).await?,
             codec: EventCodec::new::<Customer>(keys, keel_envelope::Upcasters::new())?,
+            erased: std::sync::Mutex::default(),
         })
+    }
+
+    /// Whether the projections mark `subject` erased (its `SubjectErased` was applied): the
+    /// first line of erasure, before any key cache expires. Erasure is final, so a subject
+    /// seen erased is remembered; one not erased is asked again next time.
+    async fn erased(&self, tenant: &str, subject: &str) -> Result<bool, ApiError> {
+        let key = (tenant.to_owned(), subject.to_owned());
+        if self
+            .erased
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&key)
+        {
+            return Ok(true);
+        }
+        let erased = self.projections.is_erased(tenant, subject).await.map_err(internal)?;
+        if erased {
+            self.erased
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key);
+        }
+        Ok(erased)
     }
 
     /// Opens a stored field of `tenant`'s stream `stream`; `None` when nothing is stored.
@@ -72,6 +98,13 @@ impl Support {
         field: Option<&StoredField>,
     ) -> Result<Option<Personal>, ApiError> {
         let Some(field) = field else { return Ok(None) };
+        if self.erased(tenant, &field.subject_id).await? {
+            metrics::counter!("keel_query_personal_fields_total", "erased" => "true").increment(1);
+            return Ok(Some(Personal {
+                erased: true,
+                value: None,
+            }));
+        }
         let origin = FieldOrigin {
             tenant,
             stream,
