@@ -12,7 +12,7 @@
 use std::future::pending;
 use std::time::Duration;
 
-use keel_cli::admin::{EraseArgs, erase};
+use keel_cli::admin::{AdminSendArgs, EraseArgs, erase, erase_tenant};
 use keel_cli::command::KafkaArgs;
 use keel_customer_support::SupportCommand;
 use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
@@ -27,6 +27,33 @@ use keel_projector::rebuild::{RebuildArgs, rebuild};
 use keel_testkit::{TestResult, unique_name};
 use serde_json::Value;
 use uuid::Uuid;
+
+/// A handler, the read side and an admin service over `partitions` partitions.
+struct Stage {
+    harness: HandlerHarness,
+    base: String,
+    admin_topic: String,
+    /// The certificate key's public half.
+    public_file: std::path::PathBuf,
+    _directory: tempfile::TempDir,
+}
+
+async fn stage(partitions: i32) -> TestResult<Stage> {
+    let harness = HandlerHarness::start(partitions).await?;
+    let base = start_read_side(&harness).await?;
+    let directory = tempfile::tempdir()?;
+    let (key_file, public_file) = keel_cli::dev::certificate_key(directory.path())?;
+    let admin = harness.admin_config(key_file);
+    let admin_topic = admin.admin_topic.clone();
+    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+    Ok(Stage {
+        harness,
+        base,
+        admin_topic,
+        public_file,
+        _directory: directory,
+    })
+}
 
 /// Sends `command` and returns where its last event sits.
 async fn accepted(harness: &HandlerHarness, command: &TestCommand) -> TestResult<LogPosition> {
@@ -63,8 +90,8 @@ fn register(customer: &str, name: &str) -> SupportCommand {
     }
 }
 
-fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject: &str) -> EraseArgs {
-    EraseArgs {
+fn send_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str) -> AdminSendArgs {
+    AdminSendArgs {
         kafka: KafkaArgs {
             brokers: harness.config.brokers.clone(),
             commands_topic: harness.config.commands_topic.clone(),
@@ -72,7 +99,6 @@ fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject
         },
         admin_topic: admin_topic.to_owned(),
         tenant: tenant.to_owned(),
-        subject: subject.to_owned(),
         reason: "ticket DSR-42".into(),
         token: admin_credential(tenant),
         command_id: None,
@@ -81,15 +107,22 @@ fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject
     }
 }
 
+fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject: &str) -> EraseArgs {
+    EraseArgs {
+        send: send_args(harness, admin_topic, tenant),
+        subject: subject.to_owned(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() -> TestResult {
-    let mut harness = HandlerHarness::start(2).await?;
-    let base = start_read_side(&harness).await?;
-    let directory = tempfile::tempdir()?;
-    let (key_file, public_file) = keel_cli::dev::certificate_key(directory.path())?;
-    let admin = harness.admin_config(key_file);
-    let admin_topic = admin.admin_topic.clone();
-    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+    let Stage {
+        mut harness,
+        base,
+        admin_topic,
+        public_file,
+        _directory,
+    } = stage(2).await?;
 
     let ada = format!("c-{}", Uuid::new_v4().simple());
     let bob = format!("c-{}", Uuid::new_v4().simple());
@@ -281,7 +314,7 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
 
     // A non-admin credential cannot erase.
     let mut refused_args = erase_args(&harness, &admin_topic, "acme", &bob);
-    refused_args.token = agent_credential("acme");
+    refused_args.send.token = agent_credential("acme");
     let refused = erase(&refused_args)
         .await?
         .1
@@ -340,13 +373,13 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
     use keel_crypto::Kms;
 
     let logs = CapturedLogs::install()?;
-    let mut harness = HandlerHarness::start(1).await?;
-    let base = start_read_side(&harness).await?;
-    let directory = tempfile::tempdir()?;
-    let (key_file, _) = keel_cli::dev::certificate_key(directory.path())?;
-    let admin = harness.admin_config(key_file);
-    let admin_topic = admin.admin_topic.clone();
-    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+    let Stage {
+        mut harness,
+        base,
+        admin_topic,
+        public_file: _,
+        _directory,
+    } = stage(1).await?;
 
     let canary = format!("Canary{}", Uuid::new_v4().simple());
     let customer = format!("c-{}", Uuid::new_v4().simple());
@@ -411,16 +444,7 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
     let erased_at = position_of(&result)?;
 
     // The keys the test can reach, as every service reaches them: the KMS file, the vault.
-    let ring = keel_vault_cql::service_key_ring(
-        &harness.config.keys,
-        &harness.config.cql_nodes,
-        std::sync::Arc::new(
-            keel_cql::connect(&harness.config.cql_nodes, &harness.config.keyspace)
-                .await
-                .map_err(anyhow::Error::msg)?,
-        ),
-    )
-    .await?;
+    let ring = harness.key_ring().await?;
     let context = |version: i32| format!("acme/subject/{customer}/v{version}");
     let unwraps_before: usize = {
         let mut count = 0;
@@ -444,12 +468,7 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
          this is what the rotation is for (and what makes this test able to fail)"
     );
 
-    let store = keel_erasure::ErasureStore::new(std::sync::Arc::new(
-        keel_cql::connect(&harness.config.cql_nodes, &harness.config.keyspace)
-            .await
-            .map_err(anyhow::Error::msg)?,
-    ))
-    .await?;
+    let store = keel_erasure::ErasureStore::new(harness.session().await?).await?;
     assert!(
         store
             .pending_rotations()
@@ -559,4 +578,124 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
         certificate.certificate.final_by_micros
     );
     harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_tenant_erases_all_of_it_and_nothing_of_another() -> TestResult {
+    use keel_crypto::Kms;
+
+    let Stage {
+        harness,
+        base,
+        admin_topic,
+        public_file,
+        _directory,
+    } = stage(2).await?;
+
+    let gina = format!("c-{}", Uuid::new_v4().simple());
+    let gus = format!("c-{}", Uuid::new_v4().simple());
+    let ada = format!("c-{}", Uuid::new_v4().simple());
+    accepted(
+        &harness,
+        &agent_command("globex", &gina, register(&gina, "Gina Hopper")),
+    )
+    .await?;
+    accepted(&harness, &agent_command("globex", &gus, register(&gus, "Gus Grissom"))).await?;
+    accepted(&harness, &agent_command("acme", &ada, register(&ada, "Ada Lovelace"))).await?;
+
+    let result = erase_tenant(&send_args(&harness, &admin_topic, "globex"))
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("erase-tenant --wait gives a result"))?;
+    let erased_at = position_of(&result)?;
+    let wait = |p: LogPosition| format!("after={}:{}&wait_ms=20000", p.partition, p.offset);
+
+    let globex = agent_credential("globex");
+    for customer in [&gina, &gus] {
+        let (status, body) = get(
+            &base,
+            &format!("/v1/tenants/globex/customers/{customer}?{}", wait(erased_at)),
+            &globex,
+        )
+        .await?;
+        assert_eq!(status, 200, "{body}");
+        for field in ["name", "email", "address"] {
+            assert_eq!(
+                personal(&body["data"], field),
+                "<erased>",
+                "{customer}'s {field}: {body}"
+            );
+        }
+    }
+    let (_, body) = get(
+        &base,
+        &format!("/v1/tenants/acme/customers/{ada}"),
+        &agent_credential("acme"),
+    )
+    .await?;
+    assert_eq!(
+        personal(&body["data"], "name"),
+        "Ada Lovelace",
+        "another tenant is untouched: {body}"
+    );
+
+    // Every KEK epoch of the tenant is destroyed in the KMS: nothing of it unwraps again.
+    let ring = harness.key_ring().await?;
+    assert!(
+        ring.kms().current_epoch("globex").await.is_err(),
+        "globex has no live KEK"
+    );
+    assert!(ring.kms().current_epoch("acme").await.is_ok(), "acme keeps its KEK");
+
+    // Its certificate: subject `*`, every key counted, signed.
+    let (status, document) = get(&base, "/v1/tenants/globex/erasures/*", &globex).await?;
+    assert_eq!(status, 200, "{document}");
+    let key = verifying_key_from_hex(&std::fs::read_to_string(&public_file)?)?;
+    let certified = verify(&serde_json::to_vec(&document)?, &key)?;
+    assert_eq!(certified.subject, "*");
+    assert!(
+        certified.destroyed_key_count >= 3,
+        "the tenant key and two subjects' keys: {}",
+        certified.destroyed_key_count
+    );
+    assert_eq!(
+        (certified.event.partition, certified.event.offset),
+        (erased_at.partition, erased_at.offset)
+    );
+
+    // Again: the original answer. The handler refuses the erased tenant's commands and goes
+    // on deciding everyone else's.
+    let again = erase_tenant(&send_args(&harness, &admin_topic, "globex"))
+        .await?
+        .1
+        .ok_or_else(|| anyhow::anyhow!("a result"))?;
+    assert_eq!(position_of(&again)?, erased_at);
+    let refused = agent_command(
+        "globex",
+        &gina,
+        SupportCommand::SendEmail {
+            email_id: "e-1".into(),
+            to: "gina@example.com".into(),
+            subject: "Hello".into(),
+            body: "Hello".into(),
+        },
+    );
+    harness.send(&refused).await?;
+    let result = harness.result_of(refused.command_id).await?;
+    assert!(matches!(result.outcome, Outcome::Rejected { .. }), "{result:?}");
+    accepted(
+        &harness,
+        &agent_command(
+            "acme",
+            &ada,
+            SupportCommand::SendEmail {
+                email_id: "e-1".into(),
+                to: "ada@example.com".into(),
+                subject: "Hello".into(),
+                body: "Hello".into(),
+            },
+        ),
+    )
+    .await?;
+    Ok(())
 }

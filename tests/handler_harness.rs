@@ -585,6 +585,21 @@ impl HandlerHarness {
         records.iter().map(|bytes| Ok(self.wire.read_event(bytes)?)).collect()
     }
 
+    /// A session on the handler's keyspace (the control keyspace: vault, erasures).
+    pub async fn session(&self) -> TestResult<Arc<scylla::client::session::Session>> {
+        let session = keel_cql::connect(&self.config.cql_nodes, &self.config.keyspace)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(Arc::new(session))
+    }
+
+    /// The key ring every service builds from this configuration: the same KMS file and
+    /// key vault.
+    pub async fn key_ring(&self) -> TestResult<keel_vault_cql::ServiceKeyRing> {
+        let session = self.session().await?;
+        Ok(keel_vault_cql::service_key_ring(&self.config.keys, &self.config.cql_nodes, session).await?)
+    }
+
     /// A codec with the handler's keys (the same KMS file and key vault), to open events.
     pub async fn codec(&self) -> TestResult<EventCodec<LocalFileKms, CqlKeyVault>> {
         keel_handler::production_codec::<Customer>(&self.config).await

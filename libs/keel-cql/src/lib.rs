@@ -7,16 +7,21 @@
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
-/// The statements of a `.cql` file: split on `;`, without `--` comment lines.
+/// The statements of a `.cql` file: `--` comment lines dropped (a `;` in a comment ends
+/// nothing), then split on `;`.
 pub fn statements(file: &str) -> impl Iterator<Item = String> + '_ {
-    file.split(';').filter_map(|chunk| {
-        let statement: Vec<&str> = chunk
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect();
-        let statement = statement.join("\n").trim().to_owned();
-        (!statement.is_empty()).then_some(statement)
-    })
+    let code: Vec<&str> = file
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect();
+    code.join("\n")
+        .split(';')
+        .filter_map(|chunk| {
+            let statement = chunk.trim().to_owned();
+            (!statement.is_empty()).then_some(statement)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// Runs every statement of a schema file (`CREATE ... IF NOT EXISTS`) in the session's keyspace.
@@ -109,6 +114,15 @@ mod tests {
     fn table_names_are_read_from_create_statements() {
         let file = "CREATE TYPE IF NOT EXISTS t (a int);\n-- c\nCREATE TABLE IF NOT EXISTS one (a int PRIMARY KEY);\ncreate table two(a int primary key);";
         assert_eq!(table_names(file), ["one", "two"]);
+    }
+
+    #[test]
+    fn a_semicolon_in_a_comment_ends_no_statement() {
+        let file = "-- first; then more\nCREATE TABLE a (k int PRIMARY KEY);";
+        assert_eq!(
+            statements(file).collect::<Vec<_>>(),
+            ["CREATE TABLE a (k int PRIMARY KEY)"]
+        );
     }
 
     #[test]

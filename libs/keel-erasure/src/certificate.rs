@@ -42,7 +42,7 @@ pub struct Certificate {
     pub format: String,
     /// The tenant.
     pub tenant: String,
-    /// The erased subject's reference.
+    /// The erased subject's reference; `*` when the whole tenant was erased.
     pub subject: String,
     /// When the keys were destroyed, microseconds since the Unix epoch.
     pub erased_at_micros: i64,
@@ -56,9 +56,12 @@ pub struct Certificate {
     pub reason: String,
     /// The erase command's id.
     pub command_id: Uuid,
-    /// Every subject key version destroyed.
+    /// Every subject key version destroyed (a subject's erasure; empty for a tenant's,
+    /// which destroys every key of the tenant).
     pub destroyed_key_ids: Vec<String>,
-    /// The `SubjectErased` event.
+    /// How many data key versions were destroyed.
+    pub destroyed_key_count: u64,
+    /// The `SubjectErased` (or `TenantErased`) event.
     pub event: EventRef,
     /// When erasure is final against copies on disk (old SSTables, snapshots, the commands
     /// topic), microseconds since the Unix epoch; `None` while no KEK rotation is scheduled
@@ -232,6 +235,7 @@ mod tests {
             reason: "ticket 42".into(),
             command_id: Uuid::nil(),
             destroyed_key_ids: vec!["acme/subject/cust-7/v1".into()],
+            destroyed_key_count: 1,
             event: EventRef {
                 event_id: Uuid::nil(),
                 stream: "keel.erasure:cust-7".into(),

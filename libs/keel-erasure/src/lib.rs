@@ -30,6 +30,12 @@ pub const SYSTEM_STREAM_PREFIX: &str = "keel.";
 /// Namespace of every system payload schema.
 pub const SYSTEM_NAMESPACE: &str = "dev.keel.system";
 
+/// The stream whose one event records the erasure of a whole tenant.
+pub const TENANT_ERASURE_STREAM: &str = "keel.tenant-erasure";
+
+/// How the erasure store and certificates name a whole tenant, where a subject would be.
+pub const WHOLE_TENANT: &str = "*";
+
 /// The stream whose one event records the erasure of `subject`.
 pub fn erasure_stream(subject: &str) -> String {
     format!("{SYSTEM_STREAM_PREFIX}erasure:{subject}")
@@ -51,7 +57,9 @@ impl WireSchemas for System {
     const EVENT_NAMESPACE: &'static str = "dev.keel.system.events";
     const SCHEMAS: &'static [&'static str] = &[
         include_str!("../../../schemas/system/commands/EraseSubject.v1.avsc"),
+        include_str!("../../../schemas/system/commands/EraseTenant.v1.avsc"),
         include_str!("../../../schemas/system/events/SubjectErased.v1.avsc"),
+        include_str!("../../../schemas/system/events/TenantErased.v1.avsc"),
     ];
 }
 
@@ -65,12 +73,18 @@ pub enum AdminCommand {
         /// Why (no personal data).
         reason: String,
     },
+    /// Destroy every key of the tenant.
+    EraseTenant {
+        /// Why (no personal data).
+        reason: String,
+    },
 }
 
 impl DomainCommand for AdminCommand {
     fn command_type(&self) -> &'static str {
         match self {
             Self::EraseSubject { .. } => "EraseSubject",
+            Self::EraseTenant { .. } => "EraseTenant",
         }
     }
 }
@@ -89,12 +103,22 @@ pub enum SystemEvent {
         /// When, microseconds since the Unix epoch.
         erased_at: i64,
     },
+    /// Every key of the tenant was destroyed.
+    TenantErased {
+        /// Why, as the request said.
+        reason: String,
+        /// How many data key versions were destroyed.
+        destroyed_keys: i64,
+        /// When, microseconds since the Unix epoch.
+        erased_at: i64,
+    },
 }
 
 impl DomainEvent for SystemEvent {
     fn event_type(&self) -> &'static str {
         match self {
             Self::SubjectErased { .. } => "SubjectErased",
+            Self::TenantErased { .. } => "TenantErased",
         }
     }
 }

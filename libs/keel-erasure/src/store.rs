@@ -29,8 +29,13 @@ pub struct ErasureRecord {
     pub input_partition: i32,
     /// Its offset.
     pub input_offset: i64,
-    /// The key versions destroyed (listed before destroying them).
+    /// The key versions destroyed (listed before destroying them; empty for a tenant).
     pub destroyed_key_ids: Vec<String>,
+    /// How many key versions were destroyed.
+    pub destroyed_keys: i64,
+    /// The erasure's event, when it had to be sealed before the keys were destroyed (a
+    /// tenant's erasure), as the log will hold it.
+    pub event: Option<Vec<u8>>,
     /// The signed certificate (JSON), once made.
     pub certificate: Option<String>,
     /// Whether the transaction with the `SubjectErased` event committed.
@@ -52,7 +57,16 @@ fn failed(action: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError
     }
 }
 
-type Row = (Uuid, i32, i64, Option<Vec<String>>, Option<String>, Option<bool>);
+type Row = (
+    Uuid,
+    i32,
+    i64,
+    Option<Vec<String>>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<bool>,
+);
 
 /// The erasures table on a session whose keyspace is the control keyspace.
 pub struct ErasureStore {
@@ -81,13 +95,14 @@ impl ErasureStore {
         let prepare = async |cql: &str| session.prepare(cql).await.map_err(|e| failed("preparing")(&e));
         Ok(Self {
             select: prepare(
-                "SELECT command_id, input_partition, input_offset, destroyed_key_ids, certificate, committed \
-                 FROM erasures WHERE tenant = ? AND subject = ?",
+                "SELECT command_id, input_partition, input_offset, destroyed_key_ids, destroyed_keys, event, \
+                 certificate, committed FROM erasures WHERE tenant = ? AND subject = ?",
             )
             .await?,
             insert: prepare(
                 "INSERT INTO erasures (tenant, subject, command_id, input_partition, input_offset, \
-                 destroyed_key_ids, certificate, committed) VALUES (?, ?, ?, ?, ?, ?, null, false)",
+                 destroyed_key_ids, destroyed_keys, event, certificate, committed) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, null, false)",
             )
             .await?,
             certify: prepare("UPDATE erasures SET certificate = ? WHERE tenant = ? AND subject = ?").await?,
@@ -113,15 +128,20 @@ impl ErasureStore {
             .maybe_first_row::<Row>()
             .map_err(|e| failed("reading an erasure")(&e))?;
         Ok(row.map(
-            |(command_id, input_partition, input_offset, keys, certificate, committed)| ErasureRecord {
-                tenant: tenant.to_owned(),
-                subject: subject.to_owned(),
-                command_id,
-                input_partition,
-                input_offset,
-                destroyed_key_ids: keys.unwrap_or_default(),
-                certificate,
-                committed: committed.unwrap_or(false),
+            |(command_id, input_partition, input_offset, keys, count, event, certificate, committed)| {
+                let destroyed_key_ids = keys.unwrap_or_default();
+                ErasureRecord {
+                    tenant: tenant.to_owned(),
+                    subject: subject.to_owned(),
+                    command_id,
+                    input_partition,
+                    input_offset,
+                    destroyed_keys: count.unwrap_or_else(|| i64::try_from(destroyed_key_ids.len()).unwrap_or(i64::MAX)),
+                    destroyed_key_ids,
+                    event,
+                    certificate,
+                    committed: committed.unwrap_or(false),
+                }
             },
         ))
     }
@@ -138,6 +158,8 @@ impl ErasureStore {
                     record.input_partition,
                     record.input_offset,
                     &record.destroyed_key_ids,
+                    record.destroyed_keys,
+                    &record.event,
                 ),
             )
             .await

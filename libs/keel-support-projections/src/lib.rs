@@ -24,7 +24,7 @@ mod write;
 
 pub use read::{EmailRow, Position, ProfileRow, ReferralRow, RefundRow, StoredEvent, SubscriptionRow};
 pub use sealed::StoredField;
-pub use write::LoggedEvent;
+pub use write::{LoggedEvent, WHOLE_TENANT};
 
 use std::sync::Arc;
 

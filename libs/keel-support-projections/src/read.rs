@@ -139,15 +139,20 @@ pub struct StoredEvent {
 type Sealed = Option<StoredField>;
 
 impl SupportProjections {
-    /// Whether a `SubjectErased` for `subject` was projected: its personal fields read as
-    /// erased from then on.
+    /// Whether a `SubjectErased` for `subject` (or a `TenantErased` for its tenant) was
+    /// projected: its personal fields read as erased from then on.
     pub async fn is_erased(&self, tenant: &str, subject: &str) -> anyhow::Result<bool> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.select_erased, (tenant, subject))
-            .await?
-            .into_rows_result()?;
-        Ok(rows.maybe_first_row::<(Option<i64>,)>()?.is_some())
+        for name in [subject, crate::WHOLE_TENANT] {
+            let rows = self
+                .session
+                .execute_unpaged(&self.select_erased, (tenant, name))
+                .await?
+                .into_rows_result()?;
+            if rows.maybe_first_row::<(Option<i64>,)>()?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A customer's profile, if the customer was registered.

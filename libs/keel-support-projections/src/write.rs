@@ -35,6 +35,13 @@ type Write<'a> = BoxFuture<'a, Result<QueryResult, ExecutionError>>;
 /// `schemas/system`): a `SubjectErased` there marks its subject erased.
 const ERASURE_STREAM: &str = "keel.erasure:";
 
+/// The stream of a whole tenant's erasure record (`TenantErased`), which marks the tenant
+/// erased under the subject name [`WHOLE_TENANT`].
+const TENANT_ERASURE_STREAM: &str = "keel.tenant-erasure";
+
+/// How `erased_subjects_v1` names a whole tenant.
+pub const WHOLE_TENANT: &str = "*";
+
 fn event_uuid(envelope: &EventEnvelope) -> anyhow::Result<Uuid> {
     Uuid::parse_str(&envelope.event_id)
         .map_err(|error| anyhow::anyhow!("event {} has no uuid id: {error}", envelope.event_id))
@@ -84,9 +91,12 @@ impl SupportProjections {
             ts,
         );
         writes.push(session.execute_unpaged(&self.insert_event, copy).boxed());
-        if envelope.event_type == "SubjectErased"
-            && let Some(subject) = envelope.stream_id.strip_prefix(ERASURE_STREAM)
-        {
+        let erased = match envelope.event_type.as_str() {
+            "SubjectErased" => envelope.stream_id.strip_prefix(ERASURE_STREAM),
+            "TenantErased" if envelope.stream_id == TENANT_ERASURE_STREAM => Some(WHOLE_TENANT),
+            _ => None,
+        };
+        if let Some(subject) = erased {
             let values = (
                 tenant.clone(),
                 subject.to_owned(),

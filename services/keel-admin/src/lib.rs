@@ -29,10 +29,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use keel_auth::{Authenticator, Policy, TenantsFile};
 use keel_codec::{CommandDecodeError, EventCodec, EventHeader, WireError, from_wire_actor, to_wire_actor};
-use keel_crypto::{CryptoError, LocalFileKms};
-use keel_envelope::CommandEnvelope;
+use keel_crypto::{CryptoError, KeyVault, LocalFileKms};
+use keel_envelope::{CommandEnvelope, EventEnvelope};
 use keel_erasure::certificate::{Certificate, EventRef, FORMAT, SignedCertificate, Signer};
-use keel_erasure::{ADMIN_SCOPE, AdminCommand, ErasureRecord, ErasureStore, System, SystemEvent, erasure_stream};
+use keel_erasure::{
+    ADMIN_SCOPE, AdminCommand, ErasureRecord, ErasureStore, System, SystemEvent, TENANT_ERASURE_STREAM, WHOLE_TENANT,
+    erasure_stream,
+};
 use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_kafka::clients;
 use keel_kafka::partition::{partition_for, stream_key};
@@ -89,6 +92,30 @@ enum Decided {
     Answer(CommandResult),
     /// Keys destroyed; the event, certificate and result remain to be written.
     Erased(Box<Erasure>),
+}
+
+/// An admin command that passed authentication and authorisation.
+struct Granted {
+    tenant: String,
+    stream: String,
+    partition: i32,
+    offset: i64,
+    principal: keel_auth::Principal,
+    authorization: keel_auth::Authorization,
+    /// The actor as events carry it.
+    actor: keel_envelope::Actor,
+    /// The result so far (outcome still to fill).
+    result: CommandResult,
+}
+
+/// What the erasure store knows of an erasure about to be carried out.
+enum Begun {
+    /// Done by an earlier command: its original answer.
+    Repeated(Decided),
+    /// Begun by this very input record before a crash or an abort: carry it on.
+    Retry(ErasureRecord),
+    /// Never begun.
+    New,
 }
 
 /// An erasure whose keys are destroyed and whose event is sealed.
@@ -415,7 +442,6 @@ impl Admin {
         command: AdminCommand,
         base: CommandResult,
     ) -> Result<Decided, Failure> {
-        let command_id = base.command_id;
         let (actor, on_behalf_of, _) = from_wire_actor(&envelope.actor);
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
         let principal =
@@ -444,47 +470,63 @@ impl Admin {
             Ok(authorization) => authorization,
             Err(error) => return Ok(Decided::Answer(rejected(&base, error.code(), error.to_string()))),
         };
-        let AdminCommand::EraseSubject { subject, reason } = command;
-        if subject.is_empty() || envelope.stream_id != erasure_stream(&subject) {
+        let granted = Granted {
+            tenant: envelope.tenant_id.clone(),
+            stream: envelope.stream_id.clone(),
+            partition: message.partition(),
+            offset: message.offset(),
+            actor: to_wire_actor(&principal.actor, &principal.on_behalf_of, Some(&authorization)),
+            result: CommandResult {
+                actor: Some(principal.actor.clone()),
+                on_behalf_of: principal.on_behalf_of.clone(),
+                ..base
+            },
+            principal,
+            authorization,
+        };
+        match command {
+            AdminCommand::EraseSubject { subject, reason } => self.erase_subject(granted, subject, reason).await,
+            AdminCommand::EraseTenant { reason } => self.erase_tenant(granted, reason).await,
+        }
+    }
+
+    /// Destroys a subject's keys and prepares its `SubjectErased` and certificate.
+    async fn erase_subject(&self, granted: Granted, subject: String, reason: String) -> Result<Decided, Failure> {
+        let base = &granted.result;
+        if subject.is_empty() || subject == WHOLE_TENANT || granted.stream != erasure_stream(&subject) {
             return Ok(Decided::Answer(rejected(
-                &base,
+                base,
                 "wrong_stream",
                 format!("an erasure of a subject goes to stream {}", erasure_stream("<subject>")),
             )));
         }
-        let tenant = envelope.tenant_id.clone();
-        let (partition, offset) = (message.partition(), message.offset());
-        let record = match self
-            .store
-            .get(&tenant, &subject)
-            .await
-            .map_err(|e| retry("reading")(&e))?
-        {
-            Some(done) if done.committed || (done.input_partition, done.input_offset) != (partition, offset) => {
-                return self.repeat(&base, done).await;
-            }
-            Some(begun) => begun,
-            None => {
+        let tenant = granted.tenant.as_str();
+        let record = match self.begun(&granted, &subject).await? {
+            Begun::Repeated(decided) => return Ok(decided),
+            Begun::Retry(record) => record,
+            Begun::New => {
                 let Some(ids) = self
                     .codec
                     .keys()
-                    .subject_key_ids(&tenant, &subject)
+                    .subject_key_ids(tenant, &subject)
                     .await
                     .map_err(|e| retry("listing the subject's keys")(&e))?
                 else {
                     return Ok(Decided::Answer(rejected(
-                        &base,
+                        base,
                         "already_erased",
                         "the subject's keys were destroyed without an erasure record",
                     )));
                 };
                 let record = ErasureRecord {
-                    tenant: tenant.clone(),
+                    tenant: tenant.to_owned(),
                     subject: subject.clone(),
-                    command_id,
-                    input_partition: partition,
-                    input_offset: offset,
+                    command_id: base.command_id,
+                    input_partition: granted.partition,
+                    input_offset: granted.offset,
+                    destroyed_keys: i64::try_from(ids.len()).unwrap_or(i64::MAX),
                     destroyed_key_ids: ids.iter().map(ToString::to_string).collect(),
+                    event: None,
                     certificate: None,
                     committed: false,
                 };
@@ -494,47 +536,169 @@ impl Admin {
         };
         self.codec
             .keys()
-            .erase_subject(&tenant, &subject)
+            .erase_subject(tenant, &subject)
             .await
             .map_err(|e| retry("destroying the subject's keys")(&e))?;
 
         let erased_at = now_micros();
         self.store
-            .note_pending_rotation(&tenant, erased_at, &subject)
+            .note_pending_rotation(tenant, erased_at, &subject)
             .await
             .map_err(|e| retry("noting the rotation due")(&e))?;
-        let stream = erasure_stream(&subject);
-        let header = EventHeader {
-            tenant: &tenant,
-            stream: &stream,
-            version: 1,
-            recorded_at_micros: erased_at,
-            command_id,
-            correlation_id: base.correlation_id.unwrap_or(command_id),
-            actor: to_wire_actor(&principal.actor, &principal.on_behalf_of, Some(&authorization)),
-            compensates: None,
-        };
         let event = SystemEvent::SubjectErased {
-            subject: subject.clone(),
+            subject,
             reason: reason.clone(),
             destroyed_key_ids: record.destroyed_key_ids.clone(),
             erased_at,
         };
-        let sealed = match self.codec.seal_event(&header, &event, &[]).await {
+        let sealed = match self.seal(&granted, &event, erased_at).await? {
             Ok(sealed) => sealed,
-            Err(WireError::Crypto(CryptoError::TenantDestroyed(_))) => {
-                return Ok(Decided::Answer(rejected(
-                    &base,
-                    "tenant_erased",
-                    "the tenant is erased",
-                )));
-            }
-            Err(error) => return Err(retry("sealing the event")(&error)),
+            Err(refused) => return Ok(Decided::Answer(refused)),
         };
+        let final_by = self.final_by(erased_at);
+        self.erasure(granted, record, &sealed, reason, erased_at, final_by)
+    }
+
+    /// Prepares a tenant's `TenantErased` (sealed now: once the tenant's keys are gone
+    /// nothing can seal for it) and destroys every key and KEK epoch of the tenant.
+    async fn erase_tenant(&self, granted: Granted, reason: String) -> Result<Decided, Failure> {
+        let base = &granted.result;
+        if granted.stream != TENANT_ERASURE_STREAM {
+            return Ok(Decided::Answer(rejected(
+                base,
+                "wrong_stream",
+                format!("an erasure of a tenant goes to stream {TENANT_ERASURE_STREAM}"),
+            )));
+        }
+        let tenant = granted.tenant.as_str();
+        let record = match self.begun(&granted, WHOLE_TENANT).await? {
+            Begun::Repeated(decided) => return Ok(decided),
+            Begun::Retry(record) => record,
+            Begun::New => {
+                let keys = self
+                    .codec
+                    .keys()
+                    .vault()
+                    .live_keys(tenant)
+                    .await
+                    .map_err(|e| retry("counting the tenant's keys")(&e))?
+                    .len();
+                let destroyed_keys = i64::try_from(keys).unwrap_or(i64::MAX);
+                let event = SystemEvent::TenantErased {
+                    reason: reason.clone(),
+                    destroyed_keys,
+                    erased_at: now_micros(),
+                };
+                let sealed = match self.seal(&granted, &event, now_micros()).await? {
+                    Ok(sealed) => sealed,
+                    Err(refused) => return Ok(Decided::Answer(refused)),
+                };
+                let bytes = self
+                    .codec
+                    .wire()
+                    .encode_event(&sealed)
+                    .map_err(|e| Failure::Fatal(format!("encoding the event: {e}")))?;
+                let record = ErasureRecord {
+                    tenant: tenant.to_owned(),
+                    subject: WHOLE_TENANT.to_owned(),
+                    command_id: base.command_id,
+                    input_partition: granted.partition,
+                    input_offset: granted.offset,
+                    destroyed_key_ids: Vec::new(),
+                    destroyed_keys,
+                    event: Some(bytes),
+                    certificate: None,
+                    committed: false,
+                };
+                self.store.begin(&record).await.map_err(|e| retry("recording")(&e))?;
+                record
+            }
+        };
+        let bytes = record
+            .event
+            .as_deref()
+            .ok_or_else(|| Failure::Fatal("a tenant's erasure record has no event".into()))?;
+        let sealed = self
+            .codec
+            .wire()
+            .read_event(bytes)
+            .map_err(|e| Failure::Fatal(format!("the recorded event does not read: {e}")))?;
+        self.codec
+            .keys()
+            .erase_tenant(tenant)
+            .await
+            .map_err(|e| retry("destroying the tenant's keys")(&e))?;
+        let erased_at = sealed.recorded_at;
+        // Every KEK epoch is gone: the keys are final now; the plaintext topics still bound it.
+        let final_by = self
+            .final_by(erased_at)
+            .min(self.plaintext_gone(erased_at))
+            .max(now_micros());
+        self.erasure(granted, record, &sealed, reason, erased_at, final_by)
+    }
+
+    /// Whether this erasure was begun before: by this very input record (a retry after a
+    /// crash or an aborted transaction), or by an earlier one (answered with its result).
+    async fn begun(&self, granted: &Granted, subject: &str) -> Result<Begun, Failure> {
+        Ok(
+            match self
+                .store
+                .get(&granted.tenant, subject)
+                .await
+                .map_err(|e| retry("reading")(&e))?
+            {
+                Some(done)
+                    if done.committed
+                        || (done.input_partition, done.input_offset) != (granted.partition, granted.offset) =>
+                {
+                    Begun::Repeated(self.repeat(&granted.result, done).await?)
+                }
+                Some(begun) => Begun::Retry(begun),
+                None => Begun::New,
+            },
+        )
+    }
+
+    /// Seals `event` as version 1 of the command's stream; a refusal if the tenant is gone.
+    async fn seal(
+        &self,
+        granted: &Granted,
+        event: &SystemEvent,
+        at: i64,
+    ) -> Result<Result<EventEnvelope, CommandResult>, Failure> {
+        let header = EventHeader {
+            tenant: &granted.tenant,
+            stream: &granted.stream,
+            version: 1,
+            recorded_at_micros: at,
+            command_id: granted.result.command_id,
+            correlation_id: granted.result.correlation_id.unwrap_or(granted.result.command_id),
+            actor: granted.actor.clone(),
+            compensates: None,
+        };
+        match self.codec.seal_event(&header, event, &[]).await {
+            Ok(sealed) => Ok(Ok(sealed)),
+            Err(WireError::Crypto(CryptoError::TenantDestroyed(_))) => {
+                Ok(Err(rejected(&granted.result, "tenant_erased", "the tenant is erased")))
+            }
+            Err(error) => Err(retry("sealing the event")(&error)),
+        }
+    }
+
+    /// The erasure, its keys destroyed and its event sealed, ready to write.
+    fn erasure(
+        &self,
+        granted: Granted,
+        record: ErasureRecord,
+        sealed: &EventEnvelope,
+        reason: String,
+        erased_at: i64,
+        final_by: i64,
+    ) -> Result<Decided, Failure> {
         let event_bytes = self
             .codec
             .wire()
-            .encode_event(&sealed)
+            .encode_event(sealed)
             .map_err(|e| Failure::Fatal(format!("encoding the event: {e}")))?;
         let event_id = sealed
             .event_id
@@ -542,47 +706,48 @@ impl Admin {
             .map_err(|e| Failure::Fatal(format!("event id: {e}")))?;
         let certificate = Certificate {
             format: FORMAT.into(),
-            tenant: tenant.clone(),
-            subject,
+            tenant: granted.tenant.clone(),
+            subject: record.subject.clone(),
             erased_at_micros: erased_at,
-            requested_by: principal.actor.clone(),
-            on_behalf_of: principal.on_behalf_of.clone(),
-            authorization,
+            requested_by: granted.principal.actor,
+            on_behalf_of: granted.principal.on_behalf_of,
+            authorization: granted.authorization,
             reason,
-            command_id,
+            command_id: granted.result.command_id,
             destroyed_key_ids: record.destroyed_key_ids.clone(),
+            destroyed_key_count: u64::try_from(record.destroyed_keys).unwrap_or(0),
             event: EventRef {
                 event_id,
-                stream,
+                stream: granted.stream.clone(),
                 topic: self.config.events_topic.clone(),
                 partition: -1,
                 offset: -1,
                 hash: hex::encode(&sealed.hash),
             },
-            final_by_micros: Some(self.final_by(erased_at)),
+            final_by_micros: Some(final_by),
         };
         Ok(Decided::Erased(Box::new(Erasure {
-            event_key: stream_key(&tenant, &certificate.event.stream),
+            event_key: stream_key(&granted.tenant, &granted.stream),
             record,
-            result: CommandResult {
-                actor: Some(principal.actor),
-                on_behalf_of: principal.on_behalf_of,
-                ..base
-            },
+            result: granted.result,
             certificate,
             event_bytes,
         })))
     }
 
-    /// When an erasure at `erased_at` is final against every copy on disk: the KEK rotation
-    /// that covers it has run, and the commands and admin topics, which hold producers'
-    /// plaintext, have deleted every segment that could hold it (retention, one segment
-    /// roll, the broker's five-minute retention check).
-    fn final_by(&self, erased_at: i64) -> i64 {
+    /// When the plaintext topics (commands, admin, DLQ) have deleted every segment that
+    /// could hold what was sent before `erased_at`: retention, one segment roll, the
+    /// broker's five-minute retention check.
+    fn plaintext_gone(&self, erased_at: i64) -> i64 {
         let retention = Duration::from_secs(self.config.plaintext_retention_hours * 3600);
         let plaintext = retention + keel_kafka::topics::segment_for(retention) + Duration::from_secs(300);
-        let plaintext_gone = erased_at.saturating_add(i64::try_from(plaintext.as_micros()).unwrap_or(i64::MAX));
-        self.schedule.final_by(erased_at).max(plaintext_gone)
+        erased_at.saturating_add(i64::try_from(plaintext.as_micros()).unwrap_or(i64::MAX))
+    }
+
+    /// When an erasure at `erased_at` is final against every copy on disk: the KEK rotation
+    /// that covers it has run, and the plaintext topics have forgotten what preceded it.
+    fn final_by(&self, erased_at: i64) -> i64 {
+        self.schedule.final_by(erased_at).max(self.plaintext_gone(erased_at))
     }
 
     /// The answer to an erase of a subject already erased: the original result.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use keel_codec::Wire;
 use keel_erasure::certificate::{verify, verifying_key_from_hex};
-use keel_erasure::{AdminCommand, ErasureStore, System, erasure_stream};
+use keel_erasure::{AdminCommand, ErasureStore, System, TENANT_ERASURE_STREAM, erasure_stream};
 use keel_handler::result::CommandResult;
 use keel_kafka::partition::stream_key;
 use uuid::Uuid;
@@ -19,6 +19,9 @@ pub enum Admin {
     /// Erases a data subject: the admin service destroys its keys, records SubjectErased and
     /// signs a certificate. Prints the command's result (with `--wait`).
     Erase(EraseArgs),
+    /// Erases a whole tenant: every data key and KEK epoch of the tenant is destroyed, with a
+    /// certificate of its own (subject `*`).
+    EraseTenant(AdminSendArgs),
     /// Prints the signed certificate of a subject's erasure, from the CQL store.
     Certificate {
         /// The tenant.
@@ -60,9 +63,9 @@ pub enum Admin {
     },
 }
 
-/// `keel admin erase`.
+/// Where and as whom an admin command is sent, and why.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EraseArgs {
+pub struct AdminSendArgs {
     /// Where Kafka is.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -72,9 +75,6 @@ pub struct EraseArgs {
     /// The tenant.
     #[arg(long)]
     pub tenant: String,
-    /// The subject to erase.
-    #[arg(long)]
-    pub subject: String,
     /// Why (e.g. the request's ticket; no personal data).
     #[arg(long)]
     pub reason: String,
@@ -92,17 +92,23 @@ pub struct EraseArgs {
     pub timeout: u64,
 }
 
+/// `keel admin erase`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EraseArgs {
+    /// Where, as whom, why.
+    #[command(flatten)]
+    pub send: AdminSendArgs,
+    /// The subject to erase.
+    #[arg(long)]
+    pub subject: String,
+}
+
 impl Admin {
     /// Runs the subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
-            Self::Erase(args) => {
-                match erase(&args).await? {
-                    (_, Some(result)) => println!("{}", serde_json::to_string_pretty(&result)?),
-                    (command_id, None) => println!("{command_id}"),
-                }
-                Ok(())
-            }
+            Self::Erase(args) => print_sent(erase(&args).await?),
+            Self::EraseTenant(args) => print_sent(erase_tenant(&args).await?),
             Self::Certificate { tenant, subject, cql } => {
                 let store = ErasureStore::new(Arc::new(cql.connect().await?)).await?;
                 let document = store
@@ -167,17 +173,40 @@ impl Admin {
     }
 }
 
+fn print_sent((command_id, result): (Uuid, Option<CommandResult>)) -> anyhow::Result<()> {
+    match result {
+        Some(result) => println!("{}", serde_json::to_string_pretty(&result)?),
+        None => println!("{command_id}"),
+    }
+    Ok(())
+}
+
 /// Sends an erase command; returns its id and, with `--wait`, its result.
 pub async fn erase(args: &EraseArgs) -> anyhow::Result<(Uuid, Option<CommandResult>)> {
-    let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
-    let stream = erasure_stream(&args.subject);
-    let header = header_for(&args.token, &args.tenant, &stream, command_id)?;
     let command = AdminCommand::EraseSubject {
         subject: args.subject.clone(),
+        reason: args.send.reason.clone(),
+    };
+    send_admin(&args.send, &erasure_stream(&args.subject), &command).await
+}
+
+/// Sends an erase-tenant command; returns its id and, with `--wait`, its result.
+pub async fn erase_tenant(args: &AdminSendArgs) -> anyhow::Result<(Uuid, Option<CommandResult>)> {
+    let command = AdminCommand::EraseTenant {
         reason: args.reason.clone(),
     };
-    let bytes = Wire::new::<System>()?.encode_command(header, &command)?;
-    let key = stream_key(&args.tenant, &stream);
+    send_admin(args, TENANT_ERASURE_STREAM, &command).await
+}
+
+async fn send_admin(
+    args: &AdminSendArgs,
+    stream: &str,
+    command: &AdminCommand,
+) -> anyhow::Result<(Uuid, Option<CommandResult>)> {
+    let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
+    let header = header_for(&args.token, &args.tenant, stream, command_id)?;
+    let bytes = Wire::new::<System>()?.encode_command(header, command)?;
+    let key = stream_key(&args.tenant, stream);
     let result = produce(
         &args.kafka,
         &args.admin_topic,

@@ -79,7 +79,7 @@ pub fn support_policy(tenant: &str) -> Policy {
                 id: "data-protection".into(),
                 actor_kinds: vec![ActorKind::Human],
                 scope: Some(keel_erasure::ADMIN_SCOPE.into()),
-                commands: vec!["EraseSubject".into()],
+                commands: vec!["EraseSubject".into(), "EraseTenant".into()],
                 limits: BTreeMap::new(),
             },
         ],
