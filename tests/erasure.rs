@@ -699,3 +699,68 @@ async fn erasing_a_tenant_erases_all_of_it_and_nothing_of_another() -> TestResul
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_committed_but_left_unmarked_is_repaired_at_start() -> TestResult {
+    use rdkafka::consumer::{CommitMode, Consumer};
+
+    // An admin service died after its transaction committed (the group's offset moved past
+    // the command) and before it marked the erasure record: the record says not committed.
+    let harness = HandlerHarness::start(1).await?;
+    let directory = tempfile::tempdir()?;
+    let (key_file, _) = keel_cli::dev::certificate_key(directory.path())?;
+    let admin = harness.admin_config(key_file);
+    let store = keel_erasure::ErasureStore::new(harness.session().await?).await?;
+    let record = |subject: &str, offset: i64| keel_erasure::ErasureRecord {
+        tenant: "acme".into(),
+        subject: subject.into(),
+        command_id: Uuid::new_v4(),
+        input_partition: 0,
+        input_offset: offset,
+        destroyed_key_ids: Vec::new(),
+        destroyed_keys: 0,
+        event: None,
+        certificate: None,
+        committed: false,
+    };
+    store.begin(&record("done", 4)).await?;
+    store.certify("acme", "done", "{}").await?;
+    store.begin(&record("in-flight", 5)).await?;
+    let topics: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        harness.kafka.client_config().create()?;
+    keel_kafka::topics::ensure_topics(
+        &topics,
+        &[keel_kafka::topics::TopicSpec {
+            name: admin.admin_topic.clone(),
+            partitions: 1,
+            replication: 1,
+            config: Vec::new(),
+        }],
+    )
+    .await?;
+    let group: rdkafka::consumer::BaseConsumer =
+        keel_kafka::clients::read_committed_consumer(harness.kafka.brokers(), &admin.group_id).create()?;
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets.add_partition_offset(&admin.admin_topic, 0, rdkafka::Offset::Offset(5))?;
+    group.commit(&offsets, CommitMode::Sync)?;
+    drop(group);
+
+    tokio::spawn(keel_admin::run(admin, pending::<()>()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = store.get("acme", "done").await?.is_some_and(|r| r.committed);
+        if done {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the consumed-past erasure was not repaired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !store.get("acme", "in-flight").await?.is_some_and(|r| r.committed),
+        "the record of the next command to consume (offset 5) is not marked: its transaction may not have committed"
+    );
+    Ok(())
+}

@@ -252,4 +252,32 @@ impl ErasureStore {
             .map_err(|e| failed("clearing pending rotations")(&e))?;
         Ok(())
     }
+
+    /// Every erasure record not marked committed (a whole-table read: erasures are few,
+    /// and this runs once at the admin service's start).
+    pub async fn uncommitted(&self) -> Result<Vec<ErasureRecord>, StoreError> {
+        let rows = self
+            .session
+            .query_unpaged("SELECT tenant, subject, committed FROM erasures", &[])
+            .await
+            .map_err(|e| failed("listing erasures")(&e))?
+            .into_rows_result()
+            .map_err(|e| failed("listing erasures")(&e))?;
+        let keys: Vec<(String, String)> = rows
+            .rows::<(String, String, Option<bool>)>()
+            .map_err(|e| failed("listing erasures")(&e))?
+            .filter_map(|row| match row {
+                Ok((tenant, subject, committed)) => (committed != Some(true)).then_some(Ok((tenant, subject))),
+                Err(error) => Some(Err(error)),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| failed("listing erasures")(&e))?;
+        let mut records = Vec::with_capacity(keys.len());
+        for (tenant, subject) in keys {
+            if let Some(record) = self.get(&tenant, &subject).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
 }

@@ -221,6 +221,7 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
     let consumer: StreamConsumer = consumer_config.create()?;
     consumer.subscribe(&[&config.admin_topic])?;
     let events_partitions = partition_count(&consumer, &config.events_topic).await?;
+    repair_uncommitted(&store, &consumer, &config.admin_topic).await?;
     tracing::info!(instance = %config.instance_id, events_partitions, "admin service started");
     let schedule = rotation::Schedule {
         delay: Duration::from_secs(config.rotation_delay_secs),
@@ -239,6 +240,34 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
         consumer,
         events_partitions,
     })
+}
+
+/// Marks committed every erasure record whose input record the group has consumed past:
+/// its transaction committed (offsets only move inside one) but the process died before
+/// marking it.
+async fn repair_uncommitted(store: &ErasureStore, consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
+    let pending = store.uncommitted().await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut partitions = TopicPartitionList::new();
+    for record in &pending {
+        if partitions.find_partition(topic, record.input_partition).is_none() {
+            partitions.add_partition(topic, record.input_partition);
+        }
+    }
+    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(partitions, TXN_TIMEOUT))?;
+    for record in pending {
+        let consumed_past = committed
+            .find_partition(topic, record.input_partition)
+            .and_then(|p| p.offset().to_raw())
+            .is_some_and(|next| next > record.input_offset);
+        if consumed_past {
+            store.commit(&record.tenant, &record.subject).await?;
+            tracing::info!(tenant = %record.tenant, command_id = %record.command_id, "repaired a committed erasure left unmarked");
+        }
+    }
+    Ok(())
 }
 
 /// The partition count of `topic`, waiting up to a minute for it to exist.
@@ -371,10 +400,9 @@ impl Admin {
             }
         }
         if let Decided::Erased(erasure) = &decided {
-            self.store
-                .commit(&erasure.record.tenant, &erasure.record.subject)
-                .await
-                .map_err(|e| retry("marking the erasure committed")(&e))?;
+            // The transaction committed: from here on nothing may run the command again.
+            self.mark_committed(&erasure.record.tenant, &erasure.record.subject)
+                .await;
             metrics::counter!("keel_admin_erasures_total").increment(1);
             metrics::counter!("keel_admin_commands_total", "outcome" => "accepted", "reason" => "").increment(1);
             metrics::histogram!("keel_admin_erase_seconds").record(started.elapsed().as_secs_f64());
@@ -386,6 +414,18 @@ impl Admin {
             );
         }
         Ok(())
+    }
+
+    /// Marks an erasure whose transaction committed, retrying until the store takes it: the
+    /// query API serves its certificate from then on. If this process dies first, the next
+    /// start repairs it ([`repair_uncommitted`]).
+    async fn mark_committed(&self, tenant: &str, subject: &str) {
+        let mut failures = 0_u32;
+        while let Err(error) = self.store.commit(tenant, subject).await {
+            failures += 1;
+            tracing::warn!(%error, tenant, failures, "marking a committed erasure failed; retrying");
+            tokio::time::sleep(Duration::from_millis(100u64.saturating_mul(1 << failures.min(7)))).await;
+        }
     }
 
     /// Decodes, authenticates, authorises and, for an erasure, destroys the keys and seals
