@@ -12,6 +12,12 @@ pub mod telemetry;
 
 pub use ops::{Readiness, ops_router, serve_ops};
 
+/// Wait before the next retry after `failures` failures in a row: 100 ms doubling, at most
+/// `max`.
+pub fn backoff(failures: u32, max: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(max)
+}
+
 /// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C in a terminal).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -371,8 +371,8 @@ impl Admin {
                     Err(Failure::Fatal(error)) => return Err(anyhow::anyhow!(error)),
                     Err(Failure::Retry(error)) => {
                         failures += 1;
-                        let wait = Duration::from_millis(100u64.saturating_mul(1 << failures.min(7)))
-                            .min(Duration::from_millis(self.config.retry_backoff_max_ms));
+                        let wait =
+                            keel_service::backoff(failures, Duration::from_millis(self.config.retry_backoff_max_ms));
                         tracing::warn!(%error, failures, ?wait, "admin command failed; retrying it");
                         metrics::counter!("keel_admin_retries_total").increment(1);
                         tokio::select! {
@@ -424,7 +424,7 @@ impl Admin {
         while let Err(error) = self.store.commit(tenant, subject).await {
             failures += 1;
             tracing::warn!(%error, tenant, failures, "marking a committed erasure failed; retrying");
-            tokio::time::sleep(Duration::from_millis(100u64.saturating_mul(1 << failures.min(7)))).await;
+            tokio::time::sleep(keel_service::backoff(failures, Duration::MAX)).await;
         }
     }
 
@@ -624,12 +624,13 @@ impl Admin {
                     .map_err(|e| retry("counting the tenant's keys")(&e))?
                     .len();
                 let destroyed_keys = i64::try_from(keys).unwrap_or(i64::MAX);
+                let erased_at = now_micros();
                 let event = SystemEvent::TenantErased {
                     reason: reason.clone(),
                     destroyed_keys,
-                    erased_at: now_micros(),
+                    erased_at,
                 };
-                let sealed = match self.seal(&granted, &event, now_micros()).await? {
+                let sealed = match self.seal(&granted, &event, erased_at).await? {
                     Ok(sealed) => sealed,
                     Err(refused) => return Ok(Decided::Answer(refused)),
                 };
@@ -669,11 +670,9 @@ impl Admin {
             .await
             .map_err(|e| retry("destroying the tenant's keys")(&e))?;
         let erased_at = sealed.recorded_at;
-        // Every KEK epoch is gone: the keys are final now; the plaintext topics still bound it.
-        let final_by = self
-            .final_by(erased_at)
-            .min(self.plaintext_gone(erased_at))
-            .max(now_micros());
+        // Every KEK epoch is gone, so no rotation is awaited: only the plaintext topics bound
+        // it (and never before now, for a retry long after the event was sealed).
+        let final_by = self.plaintext_gone(erased_at).max(now_micros());
         self.erasure(granted, record, &sealed, reason, erased_at, final_by)
     }
 

@@ -29,11 +29,6 @@ use crate::decide::{Decision, Gatekeeper, Rejection};
 use crate::result::{CommandResult, LogPosition, Outcome};
 use crate::writer::StateWriter;
 
-/// Wait before retrying a failed batch: 100 ms doubling up to `max`.
-fn backoff(failures: u32, max: Duration) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(max)
-}
-
 /// How long one transactional call may block.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The consumer name under which watermarks are stored.
@@ -182,7 +177,7 @@ where
                     metrics::gauge!("keel_handler_paused").set(if paused { 1.0 } else { 0.0 });
                     tokio::select! {
                         () = &mut shutdown => break,
-                        () = tokio::time::sleep(backoff(failures, Duration::from_millis(self.config.retry_backoff_max_ms))) => {}
+                        () = tokio::time::sleep(keel_service::backoff(failures, Duration::from_millis(self.config.retry_backoff_max_ms))) => {}
                     }
                 }
             }
