@@ -287,6 +287,11 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
         "the certificate lists Ada's key versions: {:?}",
         certified.destroyed_key_ids
     );
+    assert_eq!(
+        certified.referencing_events,
+        Some(3),
+        "Ada's registration, her email and the referral carrying her message (all projected before the erase)"
+    );
     let mut tampered = document.clone();
     tampered["certificate"]["subject"] = Value::from(bob.clone());
     assert!(matches!(

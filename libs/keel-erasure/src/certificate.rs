@@ -61,6 +61,10 @@ pub struct Certificate {
     pub destroyed_key_ids: Vec<String>,
     /// How many data key versions were destroyed.
     pub destroyed_key_count: u64,
+    /// How many events referenced the subject (listed it among their data subjects), as the
+    /// projections had applied them when it was erased: events not projected by then are
+    /// not counted. `None` for a whole tenant.
+    pub referencing_events: Option<u64>,
     /// The `SubjectErased` (or `TenantErased`) event.
     pub event: EventRef,
     /// When erasure is final against copies on disk (old SSTables, snapshots, the commands
@@ -236,6 +240,7 @@ mod tests {
             command_id: Uuid::nil(),
             destroyed_key_ids: vec!["acme/subject/cust-7/v1".into()],
             destroyed_key_count: 1,
+            referencing_events: Some(10),
             event: EventRef {
                 event_id: Uuid::nil(),
                 stream: "keel.erasure:cust-7".into(),

@@ -100,6 +100,8 @@ pub enum SystemEvent {
         reason: String,
         /// The key versions destroyed.
         destroyed_key_ids: Vec<String>,
+        /// How many events referenced the subject, as projected when it was erased.
+        referencing_events: i64,
         /// When, microseconds since the Unix epoch.
         erased_at: i64,
     },

@@ -24,6 +24,8 @@ pub struct EventMeta {
     pub correlation_id: Uuid,
     /// Who acted.
     pub actor: Actor,
+    /// Whose data the event holds: the data subjects' references (no personal data).
+    pub data_subjects: Vec<String>,
     /// On whose behalf, outermost first.
     pub on_behalf_of: Vec<Actor>,
     /// The policy rule that allowed it.

@@ -6,10 +6,15 @@
 //! from envelope metadata ([`EventMeta`]), which holds no personal data. The projector writes
 //! them ([`Trails::write`], idempotent: `USING TIMESTAMP <log offset>`); the query API reads
 //! them ([`Trails::audit`], [`Trails::activity`]).
+//!
+//! The same writes count the events that reference each data subject
+//! ([`subject_event_count`]), which an erasure reports.
 
 mod envelope;
+mod subjects;
 
 pub use envelope::EventMeta;
+pub use subjects::subject_event_count;
 
 use std::sync::Arc;
 
@@ -25,13 +30,16 @@ use uuid::Uuid;
 pub const AUDIT: &str = "audit_trail.v1";
 /// The actor activity projection (table version 1).
 pub const ACTIVITY: &str = "actor_activity.v1";
+/// The count of events per data subject (table version 1).
+pub const SUBJECT_EVENTS: &str = "subject_event_counts.v1";
 
 /// The projections' tables.
 pub const SCHEMA: &str = include_str!("cql/schema.cql");
 
-/// Writes both trails.
+/// Writes both trails and the per-subject event counts.
 pub struct Trails {
     session: Arc<Session>,
+    subject_counts: subjects::SubjectCounts,
     insert_audit: PreparedStatement,
     insert_activity: PreparedStatement,
     select_audit: PreparedStatement,
@@ -55,12 +63,15 @@ impl Trails {
             insert_activity: session.prepare(include_str!("cql/insert_activity.cql")).await?,
             select_audit: session.prepare(include_str!("cql/select_audit.cql")).await?,
             select_activity: session.prepare(include_str!("cql/select_activity.cql")).await?,
+            subject_counts: subjects::SubjectCounts::prepare(&session).await?,
             session,
         })
     }
 
     /// Writes the rows of `events` (partition, offset, envelope), each `USING TIMESTAMP`
-    /// its offset, so rewriting an event changes nothing.
+    /// its offset, so rewriting an event changes nothing. `events` is one batch of the
+    /// projector in log order, and the previous batch's writes have completed (the subject
+    /// counts build on them).
     pub async fn write(&self, events: &[(i32, i64, EventMeta)]) -> anyhow::Result<()> {
         let rows: Vec<(AuditRow<'_>, ActivityRow<'_>)> = events
             .iter()
@@ -111,7 +122,8 @@ impl Trails {
         let activities = rows
             .iter()
             .map(|(_, activity)| self.session.execute_unpaged(&self.insert_activity, activity));
-        futures::try_join!(try_join_all(audits), try_join_all(activities))?;
+        let trails = async { anyhow::Ok(futures::try_join!(try_join_all(audits), try_join_all(activities))?) };
+        futures::try_join!(trails, self.subject_counts.write(&self.session, events))?;
         Ok(())
     }
 }
@@ -332,6 +344,7 @@ mod tests {
                 kind: ActorKind::Human,
                 id: "alice".into(),
             }],
+            data_subjects: vec![stream.into()],
             authorization: Authorization {
                 policy: "acme/v1".into(),
                 rule: "agent-support".into(),
@@ -346,7 +359,8 @@ mod tests {
     #[tokio::test]
     async fn trails_read_back_in_order_and_a_replay_changes_nothing() -> TestResult {
         let keyspace = TestKeyspace::create("trails").await?;
-        let trails = Trails::new(Arc::new(keyspace.into_session())).await?;
+        let session = Arc::new(keyspace.into_session());
+        let trails = Trails::new(Arc::clone(&session)).await?;
         let events = vec![
             (0, 10, event("c-1", 1, 100)),
             (0, 11, event("c-2", 1, 200)),
@@ -372,6 +386,37 @@ mod tests {
             "one entry per event, in time order"
         );
         assert!(trails.audit("globex", "c-1").await?.is_empty(), "tenants are apart");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn subject_counts_survive_replays_and_sum_over_partitions() -> TestResult {
+        let keyspace = TestKeyspace::create("subject_counts").await?;
+        let name = keyspace.name().to_owned();
+        let session = Arc::new(keyspace.into_session());
+        let trails = Trails::new(Arc::clone(&session)).await?;
+        let mut shared = event("c-1", 3, 300);
+        shared.data_subjects = vec!["c-1".into(), "friend-9".into(), "c-1".into()];
+        let first = vec![(0, 10, event("c-1", 1, 100)), (0, 11, event("c-2", 1, 200))];
+        let second = vec![
+            (0, 11, event("c-2", 1, 200)),
+            (0, 12, event("c-1", 2, 250)),
+            (0, 13, shared),
+        ];
+        trails.write(&first).await?;
+        trails.write(&first).await?; // a crash before the checkpoint: the batch again
+        trails.write(&second).await?; // overlaps what was counted
+        trails.write(&[(4, 7, event("c-1", 4, 400))]).await?; // another partition
+        let count = |subject: &'static str| subject_event_count(&session, &name, "acme", subject);
+        assert_eq!(count("c-1").await?, 4, "events 10, 12, 13 and 4/7, each once");
+        assert_eq!(count("c-2").await?, 1);
+        assert_eq!(count("friend-9").await?, 1, "the second subject of a shared event");
+        assert_eq!(count("nobody").await?, 0);
+        assert_eq!(
+            subject_event_count(&session, &name, "globex", "c-1").await?,
+            0,
+            "tenants are apart"
+        );
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use keel_auth::{Authenticator, Policy, TenantsFile};
+use keel_checkpoints::Generations;
 use keel_codec::{CommandDecodeError, EventCodec, EventHeader, WireError, from_wire_actor, to_wire_actor};
 use keel_crypto::{CryptoError, KeyVault, LocalFileKms};
 use keel_envelope::{CommandEnvelope, EventEnvelope};
@@ -49,6 +50,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use scylla::client::session::Session;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -118,6 +120,14 @@ enum Begun {
     New,
 }
 
+/// What a certificate states beyond the command and the record: when, final when, and how
+/// many events referenced the subject (`None` for a whole tenant).
+struct Facts {
+    erased_at: i64,
+    final_by: i64,
+    referencing_events: Option<u64>,
+}
+
 /// An erasure whose keys are destroyed and whose event is sealed.
 struct Erasure {
     record: ErasureRecord,
@@ -139,6 +149,10 @@ struct Admin {
     producer: FutureProducer,
     consumer: StreamConsumer,
     events_partitions: i32,
+    /// The control session, for the per-subject event counts of the serving generation.
+    session: Arc<Session>,
+    /// Which keyspace's projections serve reads.
+    generations: Generations,
 }
 
 /// Runs one admin service instance until `shutdown` resolves.
@@ -180,7 +194,8 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
         .map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
     let store = Arc::new(ErasureStore::new(Arc::clone(&session)).await?);
-    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, session).await?;
+    let generations = Generations::new(Arc::clone(&session), &config.keyspace).await?;
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
     let codec = EventCodec::new::<System>(Arc::new(keys), keel_envelope::Upcasters::new())?;
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
     let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
@@ -239,6 +254,8 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
         producer,
         consumer,
         events_partitions,
+        session,
+        generations,
     })
 }
 
@@ -580,6 +597,7 @@ impl Admin {
             .await
             .map_err(|e| retry("destroying the subject's keys")(&e))?;
 
+        let referencing_events = self.referencing_events(tenant, &subject).await?;
         let erased_at = now_micros();
         self.store
             .note_pending_rotation(tenant, erased_at, &subject)
@@ -589,6 +607,7 @@ impl Admin {
             subject,
             reason: reason.clone(),
             destroyed_key_ids: record.destroyed_key_ids.clone(),
+            referencing_events,
             erased_at,
         };
         let sealed = match self.seal(&granted, &event, erased_at).await? {
@@ -596,7 +615,25 @@ impl Admin {
             Err(refused) => return Ok(Decided::Answer(refused)),
         };
         let final_by = self.final_by(erased_at);
-        self.erasure(granted, record, &sealed, reason, erased_at, final_by)
+        let facts = Facts {
+            erased_at,
+            final_by,
+            referencing_events: Some(u64::try_from(referencing_events).unwrap_or(0)),
+        };
+        self.erasure(granted, record, &sealed, reason, facts)
+    }
+
+    /// How many events of `tenant` referenced `subject`, as the serving projections have
+    /// applied them: one row per events partition, however long the history.
+    async fn referencing_events(&self, tenant: &str, subject: &str) -> Result<i64, Failure> {
+        let serving = self
+            .generations
+            .serving()
+            .await
+            .map_err(|e| retry("reading the serving generation")(&e))?;
+        keel_trails::subject_event_count(&self.session, &serving, tenant, subject)
+            .await
+            .map_err(|e| retry("counting the subject's events")(&format!("{e:#}")))
     }
 
     /// Prepares a tenant's `TenantErased` (sealed now: once the tenant's keys are gone
@@ -673,7 +710,12 @@ impl Admin {
         // Every KEK epoch is gone, so no rotation is awaited: only the plaintext topics bound
         // it (and never before now, for a retry long after the event was sealed).
         let final_by = self.plaintext_gone(erased_at).max(now_micros());
-        self.erasure(granted, record, &sealed, reason, erased_at, final_by)
+        let facts = Facts {
+            erased_at,
+            final_by,
+            referencing_events: None,
+        };
+        self.erasure(granted, record, &sealed, reason, facts)
     }
 
     /// Whether this erasure was begun before: by this very input record (a retry after a
@@ -731,9 +773,13 @@ impl Admin {
         record: ErasureRecord,
         sealed: &EventEnvelope,
         reason: String,
-        erased_at: i64,
-        final_by: i64,
+        facts: Facts,
     ) -> Result<Decided, Failure> {
+        let Facts {
+            erased_at,
+            final_by,
+            referencing_events,
+        } = facts;
         let event_bytes = self
             .codec
             .wire()
@@ -755,6 +801,7 @@ impl Admin {
             command_id: granted.result.command_id,
             destroyed_key_ids: record.destroyed_key_ids.clone(),
             destroyed_key_count: u64::try_from(record.destroyed_keys).unwrap_or(0),
+            referencing_events,
             event: EventRef {
                 event_id,
                 stream: granted.stream.clone(),

@@ -19,6 +19,7 @@ pub fn meta_of(envelope: &EventEnvelope) -> Result<EventMeta, String> {
         correlation_id: uuid("correlation_id", &envelope.correlation_id)?,
         actor,
         on_behalf_of,
+        data_subjects: envelope.data_subjects.clone(),
         authorization: authorization.ok_or_else(|| format!("event {} has no authorisation", envelope.event_id))?,
         compensates: envelope
             .compensates

@@ -16,9 +16,10 @@ use scylla::client::session::Session;
 use crate::avro::meta_of;
 
 /// Every projection the projector keeps, as checkpoints name them.
-pub const PROJECTIONS: [&str; 8] = [
+pub const PROJECTIONS: [&str; 9] = [
     keel_trails::AUDIT,
     keel_trails::ACTIVITY,
+    keel_trails::SUBJECT_EVENTS,
     keel_support_projections::PROFILES,
     keel_support_projections::SUBSCRIPTIONS,
     keel_support_projections::REFUNDS,
