@@ -2,7 +2,7 @@
 #
 #   make up / down / status   local Kafka + Cassandra (infra/infra.sh; state in .local/)
 #   make test                 infrastructure up if needed, lint, then every test
-#   make demo                 infrastructure up, then the end-to-end scenario
+#   make demo                 infrastructure up, services up, the end-to-end scenario narrated
 #   make lint                 rustfmt and clippy, warnings as errors
 #   make bench                figures next to a raw baseline, in one run (a benchmark, not a test)
 
@@ -15,6 +15,7 @@ up:
 	@bash infra/infra.sh up
 
 down:
+	@bash infra/demo.sh stop
 	@bash infra/infra.sh down
 
 status:
@@ -33,11 +34,10 @@ test: up lint
 	$(CARGO) test --workspace --locked
 	@bash infra/infra.sh status
 
-# For now the scenario is the smoke path: a Kafka transaction seen (or not) by
-# read_committed readers, and a CQL round trip, narrated. It grows with the pipeline.
+# Infrastructure up, the services built and started (logs in .local/logs), then the
+# scenario narrated (infra/demo.sh, `keel demo`); the services keep running until `make down`.
 demo: up
-	$(CARGO) test --locked -p keel-integration-tests --test smoke_kafka --test smoke_cql -- --nocapture
-	@bash infra/infra.sh status
+	@bash infra/demo.sh
 
 # A benchmark, not a test: release build, figures printed and written to bench/results/.
 bench: up

@@ -171,6 +171,26 @@ pub fn parse_actor(text: &str) -> Result<Actor, String> {
     })
 }
 
+/// A development credential of `tenant` for `actor`, signed with the tenant's key in `dir`
+/// (one hour).
+pub fn issue(
+    dir: &Path,
+    tenant: &str,
+    actor: Actor,
+    on_behalf_of: Vec<Actor>,
+    scopes: Vec<String>,
+) -> anyhow::Result<String> {
+    TokenArgs {
+        tenant: tenant.to_owned(),
+        actor,
+        on_behalf_of,
+        scopes,
+        ttl: 3_600,
+        dir: dir.to_owned(),
+    }
+    .issue()
+}
+
 /// `keel token`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenArgs {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod command;
+pub mod demo;
 pub mod dev;
 
 /// Where the CQL store and its control keyspace are.

@@ -12,12 +12,13 @@
 //!   `keel admin verify-certificate` checks it with the service's public key;
 //! - `keel projections rebuild` rebuilds every projection from the log's start into a new
 //!   generation while the serving one answers, switches reads when it has caught up, and
-//!   drops the old one; `keel projections serving` says which generation serves.
+//!   drops the old one; `keel projections serving` says which generation serves;
+//! - `keel demo` runs the README's scenario against running services (`make demo`).
 //!
 //! Every flag is also a `KEEL_*` variable where it names shared configuration.
 
 use clap::{Parser, Subcommand};
-use keel_cli::{admin, command, dev};
+use keel_cli::{admin, command, demo, dev};
 
 #[derive(Debug, Parser)]
 #[command(name = "keel", about = "Keel's command line", version)]
@@ -45,6 +46,8 @@ enum Top {
     /// Erasure: erase a subject, print and verify certificates.
     #[command(subcommand)]
     Admin(admin::Admin),
+    /// Runs the demo scenario against running services, narrated; fails with the step.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         Top::Topics(topics) => topics.run().await,
         Top::Command(command) => command.run().await,
         Top::Admin(admin) => admin.run().await,
+        Top::Demo(args) => demo::run(args).await,
         Top::Projections(Projections::Rebuild(args)) => {
             keel_service::telemetry::init_tracing(false, "info");
             let rebuilt = keel_projector::rebuild::rebuild(args).await?;
