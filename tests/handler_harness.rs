@@ -44,6 +44,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub mod projections;
+
 /// Tenants every harness configures.
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
 /// The agent's refund limit in the development policy.
