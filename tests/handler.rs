@@ -372,3 +372,105 @@ async fn a_handler_whose_decision_state_was_lost_rebuilds_it_from_the_log() -> T
     assert_chains(&events);
     harness.stop().await
 }
+
+/// The `traceparent` header of every committed record of `topic` (partition 0), in order.
+async fn traceparents(harness: &HandlerHarness, topic: &str) -> TestResult<Vec<Option<String>>> {
+    use rdkafka::Message;
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Headers;
+    let reader = keel_kafka::clients::reader(harness.kafka.brokers(), &keel_testkit::unique_name("traces"))?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)?;
+    reader.assign(&assignment)?;
+    let mut found = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), reader.recv()).await? {
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => return Ok(found),
+            Err(error) => return Err(error.into()),
+            Ok(message) => found.push(
+                message
+                    .headers()
+                    .and_then(|headers| headers.iter().find(|h| h.key == keel_kafka::trace::TRACEPARENT))
+                    .and_then(|header| header.value)
+                    .map(|value| String::from_utf8_lossy(value).into_owned()),
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_trace_context_travels_to_its_events_and_result() -> TestResult {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let harness = HandlerHarness::start(1).await?;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    let command = agent_command("acme", "c-trace", register("c-trace"));
+    let producer: FutureProducer = keel_kafka::clients::producer(harness.kafka.brokers()).create()?;
+    let key = stream_key(&command.tenant, &command.stream);
+    let payload = harness.encode(&command)?;
+    let record = FutureRecord::to(&harness.config.commands_topic)
+        .key(&key)
+        .payload(&payload)
+        .headers(OwnedHeaders::new().insert(Header {
+            key: keel_kafka::trace::TRACEPARENT,
+            value: Some(&traceparent),
+        }));
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(error, _)| error)?;
+    let results = harness.results(1).await?;
+    assert!(reason(&results[0]).is_none(), "{results:?}");
+
+    for topic in [&harness.config.events_topic, &harness.config.results_topic] {
+        let found = traceparents(&harness, topic).await?;
+        assert_eq!(found.len(), 1, "{topic}: {found:?}");
+        let written = found[0].as_deref().unwrap_or_default();
+        assert_eq!(
+            written.split('-').nth(1),
+            Some(trace_id),
+            "{topic} continues the command's trace: {written:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_reports_its_consumer_lag_per_partition() -> TestResult {
+    let harness = HandlerHarness::start(1).await?;
+    harness.send(&agent_command("acme", "c-lag", register("c-lag"))).await?;
+    harness.results(1).await?;
+    // librdkafka's statistics arrive every second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = keel_service::telemetry::metrics_handle().render();
+        if text.contains("keel_handler_consumer_lag{partition=\"0\"}") {
+            return Ok(());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no consumer lag in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_reports_its_lag_in_events_and_seconds_per_partition() -> TestResult {
+    let harness = HandlerHarness::start(1).await?;
+    keel_integration_tests::read_side::start_read_side(&harness).await?;
+    harness
+        .send(&agent_command("acme", "c-plag", register("c-plag")))
+        .await?;
+    harness.results(1).await?;
+    // The projector saves log heads, and sets its lag gauges, about once a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = keel_service::telemetry::metrics_handle().render();
+        if text.contains("keel_projector_lag_events{partition=\"0\"}")
+            && text.contains("keel_projector_lag_seconds{partition=\"0\"}")
+        {
+            return Ok(());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no projector lag in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -265,7 +265,6 @@ impl HandlerHarness {
             session_timeout_ms: 10_000,
             retry_pause_after: 10,
             retry_backoff_max_ms: 10_000,
-            log_json: false,
             keys: KeyArgs {
                 kms_file: directory.path().join("kms.json"),
                 key_cache: 1_000,
@@ -362,7 +361,6 @@ impl HandlerHarness {
             rotation_delay_secs: 3_600,
             rotation_check_secs: 60,
             rotation_grace_ms: 200,
-            log_json: false,
             keys: self.config.keys.clone(),
         }
     }

@@ -3,11 +3,8 @@
 //! binaries to its tests). Same flags and `KEEL_*` variables as `keel-handler`.
 
 use clap::Parser;
-use keel_handler::HandlerConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = HandlerConfig::parse();
-    keel_service::telemetry::init_tracing(config.log_json, "info");
-    keel_handler::run_customer_support(config, keel_service::shutdown_signal()).await
+    keel_handler::cli::Cli::parse().run().await
 }

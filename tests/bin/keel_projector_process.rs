@@ -3,11 +3,8 @@
 //! to its tests). Same flags and `KEEL_*` variables as `keel-projector`.
 
 use clap::Parser;
-use keel_projector::ProjectorConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = ProjectorConfig::parse();
-    keel_service::telemetry::init_tracing(false, "info");
-    keel_projector::run_customer_support(config, keel_service::shutdown_signal()).await
+    keel_projector::cli::Cli::parse().run().await
 }

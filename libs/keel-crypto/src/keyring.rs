@@ -33,6 +33,12 @@ impl Default for RotationPolicy {
 /// process that has not heard of an erasure made elsewhere can still open the erased data.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// Counter of keys served from the cache of unwrapped keys.
+pub const KEY_CACHE_HITS: &str = "keel_key_cache_hits_total";
+/// Counter of live keys the cache did not hold, so the KMS unwrapped them (keys created or
+/// found destroyed are neither hits nor misses).
+pub const KEY_CACHE_MISSES: &str = "keel_key_cache_misses_total";
+
 /// What [`KeyRing::retire_epochs`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retirement {
@@ -113,7 +119,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         let known = lock(&self.current)?.get(&slot).cloned();
         if let Some((id, created_at)) = known
             && !self.due(&id, created_at)?
-            && let Some(key) = lock(&self.cache)?.get(&id)
+            && let Some(key) = self.cached(&id)?
         {
             self.count(&id)?;
             return Ok((id, key));
@@ -155,7 +161,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
 
     /// The key to open with; `None` if it was destroyed (the data it sealed is erased).
     pub async fn open_key(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
-        if let Some(key) = lock(&self.cache)?.get(id) {
+        if let Some(key) = self.cached(id)? {
             return Ok(Some(key));
         }
         match self.vault.get(id).await? {
@@ -336,10 +342,22 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         Ok(data_key)
     }
 
+    /// A key served from the cache, counted as a hit (`keel_key_cache_hits_total`).
+    fn cached(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
+        let found = lock(&self.cache)?.get(id);
+        if found.is_some() {
+            metrics::counter!("keel_key_cache_hits_total").increment(1);
+        }
+        Ok(found)
+    }
+
+    /// The live `key` unwrapped: from the cache (a hit), else by the KMS (a miss,
+    /// `keel_key_cache_misses_total`), then cached.
     async fn unwrap_cached(&self, key: &WrappedKey) -> Result<Arc<DataKey>, CryptoError> {
-        if let Some(k) = lock(&self.cache)?.get(&key.id) {
+        if let Some(k) = self.cached(&key.id)? {
             return Ok(k);
         }
+        metrics::counter!("keel_key_cache_misses_total").increment(1);
         let raw = self
             .kms
             .unwrap(&key.id.tenant, key.epoch, &key.id.to_string(), &key.wrapped)

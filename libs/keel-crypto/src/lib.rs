@@ -10,7 +10,8 @@
 //! [`keel_envelope::SealedPayload`] and back; personal fields are found from the payload
 //! schema's `keel.subject` property ([`PayloadSchema`]).
 //!
-//! Everything here is pure except [`LocalFileKms`], the development KMS.
+//! Everything here is pure except [`LocalFileKms`], the development KMS, and the key ring's
+//! cache counters ([`KEY_CACHE_HITS`], [`KEY_CACHE_MISSES`]) on the `metrics` facade.
 
 mod aead;
 mod cache;
@@ -29,7 +30,7 @@ pub mod testsuite;
 pub use aead::{DataKey, KEY_LEN, NONCE_LEN, associated_data};
 pub use error::CryptoError;
 pub use ids::{KekEpoch, KeyId, KeyOwner};
-pub use keyring::{DEFAULT_CACHE_TTL, KeyRing, Retirement, RotationPolicy};
+pub use keyring::{DEFAULT_CACHE_TTL, KEY_CACHE_HITS, KEY_CACHE_MISSES, KeyRing, Retirement, RotationPolicy};
 pub use kms::{InMemoryKms, Kms};
 pub use local_file_kms::LocalFileKms;
 pub use schema::{PayloadSchema, PersonalField, SUBJECT_PROPERTY};

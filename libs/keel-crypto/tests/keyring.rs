@@ -259,3 +259,40 @@ async fn retiring_old_epochs_makes_old_copies_of_an_erased_key_useless_and_keeps
     );
     Ok(())
 }
+
+/// Counter values recorded by `recorder`'s snapshotter, by metric name.
+fn counters(snapshotter: &metrics_util::debugging::Snapshotter) -> std::collections::HashMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            metrics_util::debugging::DebugValue::Counter(count) => Some((key.key().name().to_owned(), count)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn key_cache_hits_and_misses_are_counted() -> Result {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The local recorder is this thread's; a current-thread runtime polls on this thread.
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let ring = ring(RotationPolicy::default(), 8);
+            let (id, _) = ring.seal_key("acme", &KeyOwner::Tenant).await?; // created: neither
+            ring.seal_key("acme", &KeyOwner::Tenant).await?; // hit
+            ring.open_key(&id).await?; // hit
+            ring.evict_tenant("acme")?;
+            ring.open_key(&id).await?; // miss: unwrapped by the KMS
+            ring.open_key(&id).await?; // hit again
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    })?;
+    let counted = counters(&snapshotter);
+    assert_eq!(counted.get(keel_crypto::KEY_CACHE_HITS), Some(&3), "{counted:?}");
+    assert_eq!(counted.get(keel_crypto::KEY_CACHE_MISSES), Some(&1), "{counted:?}");
+    Ok(())
+}

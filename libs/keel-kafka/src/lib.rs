@@ -7,11 +7,14 @@
 //! - [`topics`]: Keel's topics and their settings, created or checked at service start.
 //! - [`clients`]: client configurations that keep the exactly-once guarantees:
 //!   transactional, idempotent producers and `read_committed` consumers.
+//! - [`trace`]: W3C trace context (`traceparent`) in record headers, from command to event
+//!   to projection.
 
 pub mod clients;
 mod error;
 pub mod partition;
 pub mod topics;
+pub mod trace;
 
 pub use error::KafkaError;
 

@@ -1,7 +1,9 @@
 //! What every Keel service shares.
 //!
 //! - [`telemetry`]: `tracing` to stderr, human-readable or JSON, filtered by `RUST_LOG`-style
-//!   directives; a process-wide Prometheus recorder for the `metrics` facade.
+//!   directives; spans with W3C trace context, exported over OTLP only when an endpoint is
+//!   configured ([`telemetry::TelemetryArgs`]); a process-wide Prometheus recorder for the
+//!   `metrics` facade.
 //! - [`ops`]: the operations endpoints every service serves on its ops address:
 //!   `/healthz` (the process runs), `/readyz` (every readiness check passes, with details),
 //!   `/metrics` (Prometheus text).

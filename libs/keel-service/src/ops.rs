@@ -139,4 +139,14 @@ mod tests {
         assert!(text.contains("keel_ops_test_total{reason=\"check\"} 3"), "{text}");
         Ok(())
     }
+
+    #[tokio::test]
+    async fn histograms_render_buckets_the_dashboard_can_aggregate() -> anyhow::Result<()> {
+        let (base, _stop) = start(Readiness::new()).await?;
+        metrics::histogram!("keel_ops_test_seconds").record(0.003);
+        let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        assert!(text.contains("keel_ops_test_seconds_bucket{le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("keel_ops_test_seconds_bucket{le=\"0.0025\"} 0"), "{text}");
+        Ok(())
+    }
 }

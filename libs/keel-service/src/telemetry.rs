@@ -1,31 +1,146 @@
-//! Logs and metrics set-up, once per process.
+//! Logs, traces and metrics set-up, once per process.
+//!
+//! Every service binary takes [`TelemetryArgs`] and calls [`init`]: `tracing` to stderr
+//! (human-readable or JSON lines), an OpenTelemetry layer so spans carry W3C trace context
+//! (which `keel_kafka::trace` moves through Kafka headers), and, only when an OTLP endpoint
+//! is configured, an exporter that sends finished spans there in batches from its own
+//! thread. Without an endpoint the layer uses a no-op tracer: an incoming trace context is
+//! passed on unchanged and nothing is recorded or sent.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{ExporterBuildError, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the `tracing` subscriber: JSON lines when `json`, else human-readable, with
-/// `filter` as the default directives (`RUST_LOG` overrides them). A second call is a no-op.
-pub fn init_tracing(json: bool, filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // An error means a subscriber is already installed (tests start services in-process).
-    let _already_installed = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+/// The telemetry flags of every service binary.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TelemetryArgs {
+    /// Log as JSON lines (one object per event, with the fields of its spans).
+    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+    /// Export trace spans over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/traces` is appended unless given). Unset: no export.
+    #[arg(long, env = "KEEL_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
+
+/// What [`init`] installed; [`Telemetry::shutdown`] exports the spans still buffered.
+#[must_use = "call shutdown() before the process exits, or buffered spans are lost"]
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported (an OTLP endpoint was configured and the subscriber was
+    /// installed by this call).
+    pub fn exports(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes buffered spans to the collector and stops the exporter; blocks until it has
+    /// (bounded by the exporter's timeout). Without an exporter it does nothing.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "flushing trace spans at shutdown failed");
+        }
+    }
+}
+
+/// Installs the `tracing` subscriber for `service`: JSON lines when `args.log_json`, else
+/// human-readable, with `filter` as the default directives (`RUST_LOG` overrides them); an
+/// OpenTelemetry layer, exporting over OTLP when `args.otlp_endpoint` is set. A second call
+/// in a process (tests start services in-process) installs nothing and exports nothing.
+pub fn init(service: &'static str, args: &TelemetryArgs, filter: &str) -> Result<Telemetry, ExporterBuildError> {
+    let provider = match args.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(traces_url(endpoint))
+                .build()?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(Resource::builder().with_service_name(service).build())
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let json = args
+        .log_json
+        .then(|| tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
+    let text = (!args.log_json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    // One OpenTelemetry layer or the other: the SDK's tracer when exporting, else a no-op
+    // tracer that still carries an incoming trace context through to outgoing headers.
+    let exported = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service)));
+    let passed_on = provider.is_none().then(tracing_opentelemetry::layer);
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .with(exported)
+        .with(passed_on)
+        .try_init();
+    match (installed, provider) {
+        (Ok(()), provider) => Ok(Telemetry { provider }),
+        // A subscriber is already installed: ours would never see a span.
+        (Err(_), Some(provider)) => {
+            let _ = provider.shutdown();
+            Ok(Telemetry { provider: None })
+        }
+        (Err(_), None) => Ok(Telemetry { provider: None }),
+    }
+}
+
+/// Installs the `tracing` subscriber without span export (tools and tests): JSON lines when
+/// `json`, else human-readable. A second call is a no-op.
+pub fn init_tracing(json: bool, filter: &str) {
+    let args = TelemetryArgs {
+        log_json: json,
+        otlp_endpoint: None,
+    };
+    // Without an endpoint no exporter is built, so this cannot fail and needs no shutdown.
+    let _no_exporter = init("keel", &args, filter);
+}
+
+/// The OTLP/HTTP traces URL for a collector `endpoint` given with or without its path.
+fn traces_url(endpoint: &str) -> String {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    if endpoint.ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}/v1/traces")
+    }
+}
+
+/// Bucket bounds of every histogram, in seconds: 1 ms to 30 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// The process-wide Prometheus recorder behind the `metrics` facade, installed on first use.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Histograms as Prometheus histograms (`_bucket` series, which the dashboard
+            // aggregates across instances), not summaries. Every Keel histogram is seconds.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(SECONDS_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new())
+                .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; ours then renders nothing,
             // which the metrics test would show.
@@ -35,4 +150,35 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traces_path_is_added_once() {
+        assert_eq!(traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
+        assert_eq!(traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
+    }
+
+    #[test]
+    fn telemetry_flags_default_to_text_logs_and_no_export() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            telemetry: TelemetryArgs,
+        }
+        let cli = Cli::parse_from(["svc"]);
+        assert!(!cli.telemetry.log_json);
+        assert_eq!(cli.telemetry.otlp_endpoint, None);
+        let cli = Cli::parse_from(["svc", "--log-json", "--otlp-endpoint", "http://c:4318"]);
+        assert!(cli.telemetry.log_json);
+        assert_eq!(cli.telemetry.otlp_endpoint.as_deref(), Some("http://c:4318"));
+    }
 }

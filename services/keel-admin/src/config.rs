@@ -82,9 +82,6 @@ pub struct AdminConfig {
     /// were wrapping under the old epoch land in the vault meanwhile.
     #[arg(long, env = "KEEL_ROTATION_GRACE_MS", default_value_t = 2_000)]
     pub rotation_grace_ms: u64,
-    /// Log as JSON lines.
-    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
-    pub log_json: bool,
     /// Where the tenant and data-subject keys are.
     #[command(flatten)]
     pub keys: keel_vault_cql::KeyArgs,

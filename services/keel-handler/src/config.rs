@@ -78,9 +78,6 @@ pub struct HandlerConfig {
     /// Longest wait between retries of a failed batch, in ms (it doubles from 100 ms).
     #[arg(long, env = "KEEL_RETRY_BACKOFF_MAX_MS", default_value_t = 10_000)]
     pub retry_backoff_max_ms: u64,
-    /// Log as JSON lines.
-    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
-    pub log_json: bool,
     /// Where the tenant and data-subject keys are.
     #[command(flatten)]
     pub keys: keel_vault_cql::KeyArgs,

@@ -10,6 +10,7 @@
 //! [`run`] is the service; `main` parses [`HandlerConfig`], initialises telemetry and calls it.
 
 mod avro;
+pub mod cli;
 pub mod codec;
 pub mod config;
 mod context;
@@ -147,7 +148,9 @@ where
     // group at once instead of waiting out its session, and keeps its partitions.
     consumer_config
         .set("group.instance.id", config.transactional_id())
-        .set("session.timeout.ms", config.session_timeout_ms.to_string());
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        // Statistics every second feed keel_handler_consumer_lag (context.rs).
+        .set("statistics.interval.ms", "1000");
     let consumer: StreamConsumer<HandlerContext> = consumer_config.create_with_context(context.clone())?;
     consumer.subscribe(&[&config.commands_topic])?;
     let metadata =

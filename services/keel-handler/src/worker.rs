@@ -13,6 +13,7 @@ use futures::future::join_all;
 use keel_domain::{Aggregate, DomainEvent, Recorded};
 use keel_handler_state::{HandlerState, StateBatch, StoredResult, StreamRecord, Watermark};
 use keel_kafka::partition::{partition_for, stream_key};
+use keel_kafka::trace::TraceHeaders;
 use keel_service::Readiness;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -89,12 +90,14 @@ enum Item<C> {
         partition: i32,
         offset: i64,
         command: Box<DecodedCommand<C>>,
+        trace: TraceHeaders,
     },
     Undecodable {
         partition: i32,
         offset: i64,
         raw: Vec<u8>,
         error: Undecodable,
+        trace: TraceHeaders,
     },
 }
 
@@ -107,6 +110,8 @@ struct Planned {
     result: Option<CommandResult>,
     events: Vec<SealedEvent>,
     dlq: Option<(Vec<u8>, String)>,
+    /// The trace context for what this command writes (W3C `traceparent`).
+    trace: TraceHeaders,
 }
 
 pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
@@ -214,6 +219,8 @@ where
     fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) {
         let log = self.context.take();
         for partition in &log.revoked {
+            // Another instance reports this partition's lag from now on.
+            metrics::gauge!("keel_handler_consumer_lag", "partition" => partition.to_string()).set(0.0);
             self.partitions.remove(partition);
             batch.retain(|message| message.partition() != *partition);
         }
@@ -263,11 +270,13 @@ where
         let partition = message.partition();
         let offset = message.offset();
         let raw = message.payload().unwrap_or_default();
+        let trace = TraceHeaders::from_record(message.headers());
         let undecodable = |error: Undecodable| Item::Undecodable {
             partition,
             offset,
             raw: raw.to_vec(),
             error,
+            trace: trace.clone(),
         };
         if raw.len() > self.config.max_command_bytes {
             // Still read what can be read, so the sender gets a result for its command id.
@@ -288,6 +297,7 @@ where
                 partition,
                 offset,
                 command: Box::new(command),
+                trace,
             },
             Err(error) => undecodable(error),
         }
@@ -415,10 +425,10 @@ where
                     plan.stream.as_deref().unwrap_or_default(),
                 );
                 let event_id = event.event_id.to_string();
-                let headers = OwnedHeaders::new().insert(Header {
+                let headers = plan.trace.add_to(OwnedHeaders::new().insert(Header {
                     key: "keel-event-id",
                     value: Some(&event_id),
-                });
+                }));
                 async move {
                     let record = FutureRecord::to(events_topic)
                         .partition(plan.partition)
@@ -436,6 +446,7 @@ where
         let mut appended = 0_u64;
         let mut last_event_offset: BTreeMap<i32, i64> = BTreeMap::new();
         let mut results = Vec::new();
+        let mut result_traces = Vec::new();
         for plan in &mut planned {
             let offsets: Vec<i64> = plan.events.iter().filter_map(|_| event_offsets.next()).collect();
             appended += offsets.len() as u64;
@@ -466,6 +477,7 @@ where
                     plan.stream.clone(),
                     result.clone(),
                 ));
+                result_traces.push(plan.trace.add_to(OwnedHeaders::new()));
             }
         }
 
@@ -490,7 +502,7 @@ where
 
         // Phase 2: results and dead letters.
         let mut encoded = Vec::with_capacity(results.len());
-        for (partition, _, tenant, stream, result) in &results {
+        for ((partition, _, tenant, stream, result), headers) in results.iter().zip(result_traces) {
             let bytes = self
                 .codec
                 .encode_result(result)
@@ -499,21 +511,26 @@ where
                 tenant.as_deref().unwrap_or_default(),
                 stream.as_deref().unwrap_or_default(),
             );
-            encoded.push((*partition, key, bytes));
+            encoded.push((*partition, key, bytes, headers));
         }
-        let result_sends = encoded.iter().map(|(partition, key, bytes)| {
+        let result_sends = encoded.iter().map(|(partition, key, bytes, headers)| {
             let record = FutureRecord::to(&self.config.results_topic)
                 .partition(*partition)
                 .key(key)
-                .payload(bytes);
+                .payload(bytes)
+                .headers(headers.clone());
             self.producer.send(record, Duration::ZERO)
         });
         let dead_letters: Vec<(Vec<u8>, OwnedHeaders)> = planned
             .iter()
             .filter_map(|plan| {
                 let (raw, error) = plan.dlq.as_ref()?;
-                let headers =
-                    keel_kafka::dead_letter_headers(error, &self.config.commands_topic, plan.partition, plan.offset);
+                let headers = plan.trace.add_to(keel_kafka::dead_letter_headers(
+                    error,
+                    &self.config.commands_topic,
+                    plan.partition,
+                    plan.offset,
+                ));
                 Some((raw.clone(), headers))
             })
             .collect();
@@ -574,12 +591,13 @@ where
 
     /// Decides one command against the batch's view of its stream.
     async fn plan(&self, item: &Item<A::Command>, scratch: &mut HashMap<i32, PartitionMemory<A::State>>) -> Planned {
-        let (partition, offset, command) = match item {
+        let (partition, offset, command, trace) = match item {
             Item::Undecodable {
                 partition,
                 offset,
                 raw,
                 error,
+                trace,
             } => {
                 tracing::warn!(partition, offset, error = %error.error, "undecodable command sent to the DLQ");
                 let result = error.command_id.map(|command_id| CommandResult {
@@ -600,13 +618,15 @@ where
                     result,
                     events: Vec::new(),
                     dlq: Some((raw.clone(), error.error.clone())),
+                    trace: trace.clone(),
                 };
             }
             Item::Command {
                 partition,
                 offset,
                 command,
-            } => (*partition, *offset, command),
+                trace,
+            } => (*partition, *offset, command, trace),
         };
         let incoming = &command.incoming;
         let span = tracing::info_span!(
@@ -615,14 +635,22 @@ where
             stream = %incoming.stream,
             command_id = %incoming.command_id,
             command_type = %command.command_type,
+            correlation_id = %command.correlation_id,
             actor = %incoming.actor.id,
         );
-        self.plan_command(partition, offset, command, scratch)
-            .instrument(span)
-            .await
+        // The command's span continues the producer's trace; what it writes names it as the
+        // parent (or passes the producer's context on when spans carry none).
+        trace.continue_in(&span);
+        let mut planned = self
+            .plan_command(partition, offset, command, scratch)
+            .instrument(span.clone())
+            .await;
+        planned.trace = TraceHeaders::of_span(&span).or(trace);
+        planned
     }
 
-    /// Decides one decoded command (inside its span: tenant, stream, command id, actor).
+    /// Decides one decoded command (inside its span: tenant, stream, command id, correlation
+    /// id, actor).
     async fn plan_command(
         &self,
         partition: i32,
@@ -649,6 +677,7 @@ where
             result: Some(result),
             events,
             dlq: None,
+            trace: TraceHeaders::default(),
         };
 
         // A replayed command id gets its original result and writes nothing else.

@@ -17,6 +17,7 @@
 //! tell lag.
 
 mod avro;
+pub mod cli;
 pub mod rebuild;
 pub mod support;
 
@@ -30,11 +31,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Generations, Head};
+use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Freshness, Generations, Head};
 use keel_kafka::clients;
+use keel_kafka::trace::TraceHeaders;
 use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use support::{Record, SupportModels};
 
@@ -159,6 +161,25 @@ enum Stop {
     Shutdown,
     /// Another generation serves now: project into it.
     Switch(String),
+}
+
+/// The span of projecting one event: partition, offset and event id (the handler's
+/// `keel-event-id` header), a child of the trace in the event's `traceparent` header.
+fn event_span(message: &OwnedMessage) -> tracing::Span {
+    let event_id = message
+        .headers()
+        .and_then(|headers| headers.iter().find(|header| header.key == "keel-event-id"))
+        .and_then(|header| header.value)
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "project",
+        partition = message.partition(),
+        offset = message.offset(),
+        event_id
+    );
+    TraceHeaders::from_record(message.headers()).continue_in(&span);
+    span
 }
 
 struct Projector {
@@ -298,6 +319,9 @@ impl Projector {
 
     async fn apply(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
         let mut records = Vec::with_capacity(batch.len());
+        // One span per event, continuing the trace its headers carry, open until the event's
+        // rows and checkpoint are saved.
+        let mut spans = Vec::with_capacity(batch.len());
         let mut rewound = HashSet::new();
         for message in batch {
             let partition = message.partition();
@@ -321,6 +345,7 @@ impl Projector {
                 offset: message.offset(),
                 bytes: message.payload().unwrap_or_default(),
             });
+            spans.push(event_span(message));
         }
         let times = self.models.apply(&records).await?;
         let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
@@ -352,6 +377,7 @@ impl Projector {
             self.consumer.commit(&offsets, CommitMode::Async)?;
         }
         metrics::counter!("keel_projector_events_total").increment(records.len() as u64);
+        drop(spans);
         Ok(())
     }
 
@@ -404,12 +430,58 @@ impl Projector {
                 head_offset: high,
                 observed_at_micros: now,
             });
-            let applied = self.positions.get(&partition).copied().unwrap_or(0);
-            metrics::gauge!("keel_projector_lag_events", "partition" => partition.to_string())
-                .set((high - applied).max(0) as f64);
+        }
+        // Lag as the query API reports it: events behind the head, and how long ago the last
+        // applied event was recorded while events wait (0 when caught up).
+        let applied: Vec<Checkpoint> = heads
+            .iter()
+            .filter_map(|head| {
+                Some(Checkpoint {
+                    partition: head.partition,
+                    next_offset: *self.positions.get(&head.partition)?,
+                    // No event applied yet (only markers passed): behind by nothing known.
+                    event_time_micros: self.event_times.get(&head.partition).copied().unwrap_or(now),
+                })
+            })
+            .collect();
+        for (partition, lag) in Freshness::from_parts(&applied, &heads, now).partitions {
+            let partition = partition.to_string();
+            metrics::gauge!("keel_projector_lag_events", "partition" => partition.clone()).set(lag.lag_events as f64);
+            metrics::gauge!("keel_projector_lag_seconds", "partition" => partition).set(lag.lag_seconds);
         }
         futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save_heads(projection, &heads)))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn an_event_span_continues_the_trace_of_the_event_header() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let headers = OwnedHeaders::new().insert(Header {
+            key: keel_kafka::trace::TRACEPARENT,
+            value: Some(traceparent),
+        });
+        let message = OwnedMessage::new(
+            None,
+            None,
+            "events".into(),
+            Timestamp::NotAvailable,
+            0,
+            7,
+            Some(headers),
+        );
+        // The layer services install without an OTLP endpoint: contexts pass through as is.
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer());
+        let continued = tracing::subscriber::with_default(subscriber, || TraceHeaders::of_span(&event_span(&message)));
+        assert_eq!(continued.traceparent(), Some(traceparent));
     }
 }

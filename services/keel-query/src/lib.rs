@@ -80,9 +80,6 @@ pub struct QueryConfig {
     /// Longest read-your-writes wait a client may ask for, in ms.
     #[arg(long, env = "KEEL_QUERY_MAX_WAIT_MS", default_value_t = 5_000)]
     pub max_wait_ms: u64,
-    /// Log as JSON lines.
-    #[arg(long, env = "KEEL_LOG_JSON", default_value_t = false)]
-    pub log_json: bool,
 }
 
 /// One generation of the projections: the tables of one keyspace.
