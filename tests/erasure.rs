@@ -687,7 +687,10 @@ async fn erasing_a_tenant_erases_all_of_it_and_nothing_of_another() -> TestResul
     );
     harness.send(&refused).await?;
     let result = harness.result_of(refused.command_id).await?;
-    assert!(matches!(result.outcome, Outcome::Rejected { .. }), "{result:?}");
+    assert!(
+        matches!(&result.outcome, Outcome::Rejected { reason, .. } if reason == "tenant_erased"),
+        "{result:?}"
+    );
     accepted(
         &harness,
         &agent_command(

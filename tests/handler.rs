@@ -258,6 +258,41 @@ async fn undecodable_bytes_go_to_the_dlq_and_the_handler_keeps_going() -> TestRe
     harness.stop().await
 }
 
+/// Refusals between acceptances on one stream, all in one batch (sent before the handler
+/// starts): each refusal leaves the stream as the batch had it, so the acceptances after it
+/// continue the versions and the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_inside_a_batch_leave_the_stream_as_the_batch_had_it() -> TestResult {
+    let mut harness = HandlerHarness::prepare(2).await?;
+    let mut stale = agent_command("acme", "c-1", refund("r-3", 100));
+    stale.expected_version = Some(0);
+    let commands = vec![
+        agent_command("acme", "c-1", register("c-1")),
+        agent_command("acme", "c-1", refund("r-1", 100)),
+        agent_command("acme", "c-1", refund("r-2", AGENT_REFUND_LIMIT + 1)),
+        agent_command("acme", "c-1", refund("r-4", 200)),
+        stale,
+        agent_command("acme", "c-1", refund("r-5", 300)),
+    ];
+    harness.send_many(&commands).await?;
+    harness.restart()?;
+    let mut outcomes = Vec::new();
+    for command in &commands {
+        let result = harness.result_of(command.command_id).await?;
+        outcomes.push(match &result.outcome {
+            Outcome::Accepted { versions, .. } => format!("v{}", versions.first().copied().unwrap_or_default()),
+            Outcome::Rejected { reason, .. } => reason.clone(),
+        });
+    }
+    assert_eq!(
+        outcomes,
+        ["v1", "v2", "limit_exceeded", "v3", "version_conflict", "v4"],
+        "versions continue past each refusal"
+    );
+    assert_chains(&harness.events(4).await?);
+    harness.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_over_the_agents_limit_is_rejected_and_recorded_with_who_tried() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;

@@ -5,7 +5,7 @@
 use keel_domain::{Aggregate, DomainCommand, DomainError, DomainEvent, Recorded};
 use keel_handler::Codec;
 use keel_handler::codec::{
-    AppendContext, ChainHead, CodecError, DecodedCommand, ReplayedEvent, SealedEvent, Undecodable,
+    AppendContext, ChainHead, CodecError, DecodedCommand, ReplayedEvent, SealError, SealedEvent, Undecodable,
 };
 use keel_handler::decide::IncomingCommand;
 use keel_handler::result::{CommandResult, Outcome};
@@ -104,7 +104,7 @@ impl Codec<Fragile> for FragileCodec {
         context: &AppendContext<'_>,
         head: &ChainHead,
         events: &[Said],
-    ) -> Result<Vec<SealedEvent>, CodecError> {
+    ) -> Result<Vec<SealedEvent>, SealError> {
         events
             .iter()
             .enumerate()
@@ -124,7 +124,8 @@ impl Codec<Fragile> for FragileCodec {
                     bytes,
                 })
             })
-            .collect()
+            .collect::<Result<_, CodecError>>()
+            .map_err(SealError::from)
     }
 
     async fn open_event(&self, bytes: &[u8]) -> Result<Option<ReplayedEvent<Said>>, CodecError> {

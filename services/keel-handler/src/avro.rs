@@ -2,15 +2,15 @@
 //! subject and chained per stream ([`keel_codec::EventCodec`]). Command results are JSON
 //! (`docs/producing-commands.md` shows their shape): they carry ids and reasons only.
 
-use keel_codec::{CommandDecodeError, EventCodec, EventHeader, from_wire_actor, to_wire_actor};
-use keel_crypto::{KeyVault, Kms};
+use keel_codec::{CommandDecodeError, EventCodec, EventHeader, WireError, from_wire_actor, to_wire_actor};
+use keel_crypto::{CryptoError, KeyVault, Kms};
 use keel_domain::{Aggregate, DomainEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::codec::{
-    AppendContext, ChainHead, Codec, CodecError, DecodedCommand, ReplayedEvent, SealedEvent, Undecodable,
+    AppendContext, ChainHead, Codec, CodecError, DecodedCommand, ReplayedEvent, SealError, SealedEvent, Undecodable,
 };
 use crate::decide::IncomingCommand;
 use crate::result::CommandResult;
@@ -83,7 +83,7 @@ where
         context: &AppendContext<'_>,
         head: &ChainHead,
         events: &[A::Event],
-    ) -> Result<Vec<SealedEvent>, CodecError> {
+    ) -> Result<Vec<SealedEvent>, SealError> {
         let actor = to_wire_actor(
             &context.principal.actor,
             &context.principal.on_behalf_of,
@@ -102,7 +102,13 @@ where
                 actor: actor.clone(),
                 compensates: event.compensates(),
             };
-            let envelope = self.seal_event(&header, event, &prev).await.map_err(codec_error)?;
+            let envelope = match self.seal_event(&header, event, &prev).await {
+                Ok(envelope) => envelope,
+                Err(WireError::Crypto(CryptoError::TenantDestroyed(tenant))) => {
+                    return Err(SealError::TenantErased(tenant));
+                }
+                Err(error) => return Err(codec_error(error).into()),
+            };
             let bytes = self.wire().encode_event(&envelope).map_err(codec_error)?;
             prev.clone_from(&envelope.hash);
             sealed.push(SealedEvent {

@@ -103,6 +103,17 @@ pub struct ReplayedEvent<E> {
 #[error("{0}")]
 pub struct CodecError(pub String);
 
+/// Why events could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The tenant was erased (every key of it destroyed): nothing can be sealed for it again.
+    #[error("tenant {0} is erased")]
+    TenantErased(String),
+    /// Anything else: a key store or KMS failure, an encoding error.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
 /// Encodes and decodes what the handler reads and writes.
 pub trait Codec<A: Aggregate>: Send + Sync + 'static {
     /// Decodes a command record's value.
@@ -114,7 +125,7 @@ pub trait Codec<A: Aggregate>: Send + Sync + 'static {
         context: &AppendContext<'_>,
         head: &ChainHead,
         events: &[A::Event],
-    ) -> impl Future<Output = Result<Vec<SealedEvent>, CodecError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SealedEvent>, SealError>> + Send;
 
     /// Reads an event record's value back; `None` for a system event (an erasure), which
     /// shares the log but is no event of the domain.

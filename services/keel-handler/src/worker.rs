@@ -23,7 +23,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealedEvent, Undecodable};
+use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealError, SealedEvent, Undecodable};
 use crate::config::HandlerConfig;
 use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
@@ -708,20 +708,37 @@ where
             return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
         }
 
+        // The stream's entry, owned: moved out of this batch's scratch when an earlier command
+        // of the batch touched the stream, else copied from the committed memory, which must
+        // survive an aborted batch. So a stream's state is copied once per batch, not once
+        // per command (a long history with growing state stays linear).
         let stream_key_pair = (incoming.tenant.clone(), incoming.stream.clone());
-        let entry = scratch
-            .get(&partition)
-            .and_then(|memory| memory.streams.get(&stream_key_pair))
+        let taken = scratch
+            .get_mut(&partition)
+            .and_then(|memory| memory.streams.remove(&stream_key_pair));
+        let from_scratch = taken.is_some();
+        let entry = taken
             .or_else(|| {
                 self.partitions
                     .get(&partition)
                     .and_then(|memory| memory.streams.get(&stream_key_pair))
+                    .cloned()
             })
-            .cloned()
             .unwrap_or_default();
+        // A refused command leaves the stream as it was in the batch.
+        let restore = |scratch: &mut HashMap<i32, PartitionMemory<A::State>>, entry: StreamEntry<A::State>| {
+            if from_scratch {
+                scratch
+                    .entry(partition)
+                    .or_default()
+                    .streams
+                    .insert(stream_key_pair.clone(), entry);
+            }
+        };
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or_default();
         match self.gatekeeper.decide::<A>(incoming, &entry.state, entry.version, now) {
             Decision::Rejected(rejection) => {
+                restore(scratch, entry);
                 self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned)
             }
             Decision::Accepted {
@@ -745,8 +762,17 @@ where
                 let sealed = match self.codec.seal_events(&context, &head, &events).await {
                     Ok(sealed) => sealed,
                     Err(error) => {
-                        tracing::error!(%error, "sealing events failed; the command is refused");
-                        let rejection = Rejection::new("sealing_failed", "the events could not be sealed; retry later");
+                        let rejection = match error {
+                            SealError::TenantErased(tenant) => Rejection::new(
+                                "tenant_erased",
+                                format!("tenant {tenant} is erased: its keys are destroyed, it takes no commands"),
+                            ),
+                            SealError::Codec(error) => {
+                                tracing::error!(%error, "sealing events failed; the command is refused");
+                                Rejection::new("sealing_failed", "the events could not be sealed; retry later")
+                            }
+                        };
+                        restore(scratch, entry);
                         return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
                     }
                 };
