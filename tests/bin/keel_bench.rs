@@ -54,9 +54,11 @@ struct Args {
     /// Partitions of the topics.
     #[arg(long, env = "KEEL_BENCH_PARTITIONS", default_value_t = 6)]
     partitions: i32,
-    /// Commands per second of the steady load of the latency run.
-    #[arg(long, env = "KEEL_BENCH_STEADY_RATE", default_value_t = 100)]
-    steady_rate: u64,
+    /// Commands per second of the steady load of the latency run; 70% of the pipeline's
+    /// maximum (the lower of the handler's and the projector's rates) when the throughput
+    /// section ran, else 100.
+    #[arg(long, env = "KEEL_BENCH_STEADY_RATE")]
+    steady_rate: Option<u64>,
     /// Commands of the latency run.
     #[arg(long, env = "KEEL_BENCH_STEADY_COMMANDS", default_value_t = 2_000)]
     steady_commands: usize,
@@ -105,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     keel_service::telemetry::init_tracing(false, "warn");
     let mut figures = Vec::new();
+    let mut steady_rate = args.steady_rate.unwrap_or(100);
 
     if args.runs("throughput") {
         let handler = handler_throughput(&args).await?;
@@ -154,8 +157,11 @@ async fn main() -> anyhow::Result<()> {
                 value: projector.events_per_second,
                 unit: "events/s",
                 note: format!(
-                    "{} events, 8 projections (~{:.1} CQL writes per event), batches of up to {}",
-                    args.commands, projector.rows_per_event, projector.batch
+                    "{} events, {} projections (~{:.1} CQL row writes per event), batches of up to {}",
+                    args.commands,
+                    keel_projector::PROJECTIONS.len(),
+                    projector.rows_per_event,
+                    projector.batch
                 ),
             },
         );
@@ -174,6 +180,10 @@ async fn main() -> anyhow::Result<()> {
                 ),
             },
         );
+        if args.steady_rate.is_none() {
+            let maximum = handler.commands_per_second.min(projector.events_per_second);
+            steady_rate = ((maximum * 0.7) as u64).max(1);
+        }
         measured(
             &mut figures,
             Figure {
@@ -185,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if args.runs("latency") {
-        let latency = command_to_visible(&args).await?;
+        let latency = command_to_visible(&args, steady_rate).await?;
         measured(
             &mut figures,
             Figure {
@@ -194,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
                 unit: "ms",
                 note: format!(
                     "{} commands at {}/s, handler and projector running",
-                    latency.count, args.steady_rate
+                    latency.count, steady_rate
                 ),
             },
         );
@@ -415,7 +425,8 @@ async fn projector_throughput(args: &Args, handler: &HandlerRun) -> anyhow::Resu
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), &[])
         .await?;
     // Per event: an audit row, an activity row, the sealed copy, and the domain's rows (a
-    // registration writes the profile; a refund its row and the profile's position).
+    // registration writes the profile; a refund its row and the profile's position). Not
+    // counted: per batch, one read and one write of each touched subject's event count.
     let writes = 4 * args.streams + 5 * (args.commands - args.streams);
     let rows_per_event = writes as f64 / args.commands as f64;
     Ok(ProjectorRun {
@@ -503,7 +514,7 @@ fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::
     Ok(receive)
 }
 
-async fn command_to_visible(args: &Args) -> anyhow::Result<LatencyRun> {
+async fn command_to_visible(args: &Args, steady_rate: u64) -> anyhow::Result<LatencyRun> {
     let mut harness = HandlerHarness::start(args.partitions).await?;
     let config = harness.projector_config(&unique_name("bench_visible"));
     let keyspace = config.keyspace.clone();
@@ -524,12 +535,12 @@ async fn command_to_visible(args: &Args) -> anyhow::Result<LatencyRun> {
 
     eprintln!(
         "bench: {} commands at {}/s, each timed until visible",
-        args.steady_commands, args.steady_rate
+        args.steady_commands, steady_rate
     );
     let mut sent: HashMap<Uuid, Instant> = HashMap::new();
     let mut waiting: Vec<(Uuid, i32, i64)> = Vec::new();
     let mut latencies: Vec<Duration> = Vec::with_capacity(args.steady_commands);
-    let interval = Duration::from_micros(1_000_000 / args.steady_rate.max(1));
+    let interval = Duration::from_micros(1_000_000 / steady_rate.max(1));
     let mut next_send = tokio::time::Instant::now();
     let mut next = 0;
     while latencies.len() < args.steady_commands {
