@@ -63,9 +63,8 @@ struct Args {
     #[arg(long, env = "KEEL_BENCH_STEADY_COMMANDS", default_value_t = 2_000)]
     steady_commands: usize,
     /// Events that reference the subject of the large erasure: referrals of that subject by
-    /// as many customers, each on its own stream. (Not all on one stream: the handler clones
-    /// a stream's folded state per command and the worked domain's state keeps every email
-    /// id, so one stream of 100,000 emails takes quadratic time; see the note on issue 4.)
+    /// as many customers, each on its own stream, so the history spreads over every
+    /// partition and the erasure cannot find it by reading one stream.
     #[arg(long, env = "KEEL_BENCH_ERASURE_HISTORY", default_value_t = 100_000)]
     erasure_history: usize,
     /// Live subject keys of the tenant whose KEK is rotated.
