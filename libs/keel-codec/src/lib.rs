@@ -332,6 +332,24 @@ impl<K: Kms, V: KeyVault> EventCodec<K, V> {
     /// Opens an event's payload into the domain's event type, upcast to the current
     /// version. Fields of erased subjects come back neutral and are listed in `erased`.
     pub async fn open_event<E: DeserializeOwned>(&self, envelope: EventEnvelope) -> Result<OpenedEvent<E>, WireError> {
+        self.open_event_with(envelope, true).await
+    }
+
+    /// Like [`Self::open_event`], with every personal field left sealed (neutral in the
+    /// event, its ciphertext still in the envelope) and no subject key looked up: for
+    /// readers that keep personal fields as the ciphertext the event carries.
+    pub async fn open_event_payload<E: DeserializeOwned>(
+        &self,
+        envelope: EventEnvelope,
+    ) -> Result<OpenedEvent<E>, WireError> {
+        self.open_event_with(envelope, false).await
+    }
+
+    async fn open_event_with<E: DeserializeOwned>(
+        &self,
+        envelope: EventEnvelope,
+        personal_fields: bool,
+    ) -> Result<OpenedEvent<E>, WireError> {
         let name = envelope.payload.schema_name.clone();
         if name != self.wire.event_schema_name(&envelope.event_type) {
             return Err(WireError::Payload(format!(
@@ -345,7 +363,13 @@ impl<K: Kms, V: KeyVault> EventCodec<K, V> {
             stream: &envelope.stream_id,
             event_id: &envelope.event_id,
         };
-        let opened = self.keys.open(&writer.sealing, context, &envelope.payload).await?;
+        let opened = if personal_fields {
+            self.keys.open(&writer.sealing, context, &envelope.payload).await?
+        } else {
+            self.keys
+                .open_payload(&writer.sealing, context, &envelope.payload)
+                .await?
+        };
         let reader = self.wire.current_payload(&name)?;
         let value = if writer.pinned.version == reader.pinned.version {
             opened.value

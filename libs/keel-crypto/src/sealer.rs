@@ -46,6 +46,9 @@ pub enum FieldState {
     Open,
     /// Its subject's key was destroyed; the payload holds the neutral value. Render as erased.
     Erased,
+    /// Not opened: the caller asked for the payload only ([`KeyRing::open_payload`]); the
+    /// payload holds the neutral value and the field's ciphertext is still in the envelope.
+    Sealed,
 }
 
 /// One personal field after opening.
@@ -173,6 +176,29 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         ctx: SealContext<'_>,
         sealed: &SealedPayload,
     ) -> Result<Opened, CryptoError> {
+        self.open_with(schema, ctx, sealed, true).await
+    }
+
+    /// Opens a sealed payload's tenant layer only: every personal field stays sealed
+    /// ([`FieldState::Sealed`], the neutral value in the payload) and no subject key is
+    /// looked up. For readers that copy personal fields sealed (projectors): they never hold
+    /// a subject key, and an event costs one key lookup whatever its subjects.
+    pub async fn open_payload(
+        &self,
+        schema: &PayloadSchema,
+        ctx: SealContext<'_>,
+        sealed: &SealedPayload,
+    ) -> Result<Opened, CryptoError> {
+        self.open_with(schema, ctx, sealed, false).await
+    }
+
+    async fn open_with(
+        &self,
+        schema: &PayloadSchema,
+        ctx: SealContext<'_>,
+        sealed: &SealedPayload,
+        personal_fields: bool,
+    ) -> Result<Opened, CryptoError> {
         if sealed.schema_name != schema.name {
             return Err(CryptoError::Malformed(format!(
                 "payload of {} opened with {}",
@@ -197,6 +223,14 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 CryptoError::Malformed(format!("{} is not a personal field of {}", field.path, schema.name))
             })?;
             let id = KeyId::parse(ctx.tenant, Some(&field.subject_id), &field.key_id)?;
+            if !personal_fields {
+                fields.push(OpenedField {
+                    path: field.path.clone(),
+                    subject_id: field.subject_id.clone(),
+                    state: FieldState::Sealed,
+                });
+                continue;
+            }
             let state = match self.open_key(&id).await? {
                 None => FieldState::Erased,
                 Some(key) => {

@@ -126,6 +126,38 @@ fn erasing_the_tenant_makes_the_payload_unreadable() -> Result<(), CryptoError> 
     Ok(())
 }
 
+fn field<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
+    match value {
+        Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+#[test]
+fn opening_the_payload_only_leaves_personal_fields_sealed_and_needs_no_subject_key() -> Result<(), CryptoError> {
+    let ring = ring();
+    let sealed = block_on(ring.seal(&schema(), CTX, transfer("Alice A", "Bob B", Some("DE00"), 5, "rent")))?;
+    // Destroyed subject keys make no difference: none is looked up.
+    block_on(ring.erase_subject("acme", "alice"))?;
+    block_on(ring.erase_subject("acme", "bob"))?;
+    let opened = block_on(ring.open_payload(&schema(), CTX, &sealed.payload))?;
+    assert!(
+        opened.fields.iter().all(|f| f.state == FieldState::Sealed),
+        "{:?}",
+        opened.fields
+    );
+    assert_eq!(field(&opened.value, "cents"), Some(&Value::Long(5)));
+    assert_eq!(field(&opened.value, "memo"), Some(&Value::String("rent".into())));
+    assert_ne!(
+        field(&opened.value, "from_name"),
+        Some(&Value::String("Alice A".into())),
+        "the personal field is not in the tenant layer"
+    );
+    let full = block_on(ring.open(&schema(), CTX, &sealed.payload))?;
+    assert!(full.fields.iter().all(|f| f.state == FieldState::Erased));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -413,6 +413,11 @@ mod tests {
         assert_eq!(count("friend-9").await?, 1, "the second subject of a shared event");
         assert_eq!(count("nobody").await?, 0);
         assert_eq!(
+            subject_event_count(&session, "system", "acme", "c-1").await?,
+            0,
+            "a keyspace no projector wrote to counts nothing (and is no error)"
+        );
+        assert_eq!(
             subject_event_count(&session, &name, "globex", "c-1").await?,
             0,
             "tenants are apart"

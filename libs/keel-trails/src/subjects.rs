@@ -87,14 +87,26 @@ impl SubjectCounts {
 }
 
 /// How many events of `tenant` reference `subject`, as the projections in `keyspace` have
-/// applied them so far (events not yet projected are not in it). Reads one row per
-/// partition of the events topic.
+/// applied them so far (events not yet projected are not in it; 0 if no projector has
+/// created the table there yet). Reads one row per partition of the events topic.
 pub async fn subject_event_count(
     session: &Session,
     keyspace: &str,
     tenant: &str,
     subject: &str,
 ) -> anyhow::Result<i64> {
+    let exists = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, "subject_event_counts_v1"),
+        )
+        .await?
+        .into_rows_result()?
+        .rows_num()
+        > 0;
+    if !exists {
+        return Ok(0);
+    }
     let statement =
         format!("SELECT events FROM \"{keyspace}\".subject_event_counts_v1 WHERE tenant = ? AND subject = ?");
     let rows = session

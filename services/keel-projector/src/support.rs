@@ -103,7 +103,9 @@ impl SupportModels {
             metrics::counter!("keel_projector_system_events_total", "type" => envelope.event_type.clone()).increment(1);
             return Ok(None);
         }
-        match self.codec.open_event::<SupportEvent>(envelope.clone()).await {
+        // Personal fields are copied sealed from the envelope, so they stay sealed here: the
+        // projector never looks up (or holds) a subject key.
+        match self.codec.open_event_payload::<SupportEvent>(envelope.clone()).await {
             Ok(opened) => Ok(Some(opened.event)),
             Err(WireError::Crypto(CryptoError::TenantDestroyed(tenant))) => {
                 tracing::debug!(tenant, event_id = envelope.event_id, "event of an erased tenant");
