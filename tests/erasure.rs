@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use keel_cli::admin::{AdminSendArgs, EraseArgs, erase, erase_tenant};
 use keel_cli::command::KafkaArgs;
+use keel_cli::demo::personal;
 use keel_customer_support::SupportCommand;
 use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
 use keel_erasure::erasure_stream;
@@ -70,15 +71,6 @@ fn position_of(result: &CommandResult) -> TestResult<LogPosition> {
         } => Ok(*position),
         other => anyhow::bail!("{:?} was not accepted: {other:?}", result.command_type),
     }
-}
-
-/// The personal field `field` of `value`: its value, or "<erased>".
-fn personal(value: &Value, field: &str) -> String {
-    let field = &value[field];
-    if field["erased"] == true {
-        return "<erased>".into();
-    }
-    field["value"].as_str().unwrap_or("<missing>").to_owned()
 }
 
 fn register(customer: &str, name: &str) -> SupportCommand {

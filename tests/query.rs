@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use keel_cli::demo::personal;
 use keel_customer_support::SupportCommand;
 use keel_handler::result::{LogPosition, Outcome};
 use keel_integration_tests::forensics::{cassandra_dir, files_containing, files_under, flush_cql};
@@ -30,15 +31,6 @@ async fn accepted(harness: &HandlerHarness, command: &TestCommand) -> TestResult
 
 fn after(position: LogPosition) -> String {
     format!("after={}:{}&wait_ms=20000", position.partition, position.offset)
-}
-
-/// The personal field `field` of `value`, opened: its value, or "<erased>".
-fn personal(value: &Value, field: &str) -> String {
-    let field = &value[field];
-    if field["erased"] == true {
-        return "<erased>".into();
-    }
-    field["value"].as_str().unwrap_or("<missing>").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

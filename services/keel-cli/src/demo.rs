@@ -46,11 +46,12 @@ pub struct DemoArgs {
 /// What a step found, to be shown and checked.
 type StepResult<T = ()> = anyhow::Result<T>;
 
+/// A tenant's credentials for the scenario; the API is read with the agent's (any
+/// credential of the tenant reads its projections).
 struct Credentials {
     agent: String,
     supervisor: String,
     dpo: String,
-    reader: String,
 }
 
 impl Credentials {
@@ -62,17 +63,15 @@ impl Credentials {
         let token = |actor: Actor, on_behalf_of: Vec<Actor>, scope: &str| {
             crate::dev::issue(dir, tenant, actor, on_behalf_of, vec![scope.to_owned()])
         };
-        let agent = token(
-            Actor {
-                kind: ActorKind::Agent,
-                id: "support-bot".into(),
-            },
-            vec![sam.clone()],
-            "support:agent",
-        )?;
         Ok(Self {
-            reader: agent.clone(),
-            agent,
+            agent: token(
+                Actor {
+                    kind: ActorKind::Agent,
+                    id: "support-bot".into(),
+                },
+                vec![sam.clone()],
+                "support:agent",
+            )?,
             supervisor: token(sam, Vec::new(), "support:supervisor")?,
             dpo: token(
                 Actor {
@@ -106,8 +105,9 @@ fn accepted(result: &CommandResult) -> StepResult<(LogPosition, Vec<Uuid>)> {
     }
 }
 
-/// A personal field as the API renders it: its value, or `<erased>`.
-fn personal(value: &Value, field: &str) -> String {
+/// A personal field of a query API answer (`{"value": …}` or `{"erased": true}`, schema
+/// `Personal` in its OpenAPI document) as text: its value, or `<erased>`.
+pub fn personal(value: &Value, field: &str) -> String {
     let field = &value[field];
     if field["erased"] == true {
         return "<erased>".into();
@@ -365,11 +365,11 @@ async fn scenario(
     println!("    compensates event {cancellation}");
 
     demo.begin("Projections, read at or after the last write, with their freshness");
-    show_customer(demo, "acme", ada, &acme.reader, Some(last)).await?;
+    show_customer(demo, "acme", ada, &acme.agent, Some(last)).await?;
     let body = demo
         .get(
             &format!("/v1/tenants/acme/customers/{ada}/subscriptions"),
-            &acme.reader,
+            &acme.agent,
             Some(last),
         )
         .await?;
@@ -379,7 +379,7 @@ async fn scenario(
     let body = demo
         .get(
             &format!("/v1/tenants/acme/customers/{ada}/refunds"),
-            &acme.reader,
+            &acme.agent,
             Some(last),
         )
         .await?;
@@ -387,7 +387,7 @@ async fn scenario(
     let body = demo
         .get(
             &format!("/v1/tenants/acme/customers/{ada}/emails"),
-            &acme.reader,
+            &acme.agent,
             Some(last),
         )
         .await?;
@@ -406,7 +406,7 @@ async fn scenario(
     let body = demo
         .get(
             &format!("/v1/tenants/acme/streams/{ada}/audit"),
-            &acme.reader,
+            &acme.agent,
             Some(last),
         )
         .await?;
@@ -440,7 +440,7 @@ async fn scenario(
         "Ada's stream has {} events, 6 expected",
         entries.len()
     );
-    let verdict = verify_chain(demo, "acme", ada, &acme.reader).await?;
+    let verdict = verify_chain(demo, "acme", ada, &acme.agent).await?;
     anyhow::ensure!(verdict == "intact", "Ada's chain: {verdict}");
 
     demo.begin("The data-protection officer erases Ada (crypto-shredding)");
@@ -464,7 +464,7 @@ async fn scenario(
         erased_at.partition, erased_at.offset
     );
     let document = demo
-        .get(&format!("/v1/tenants/acme/erasures/{ada}"), &acme.reader, None)
+        .get(&format!("/v1/tenants/acme/erasures/{ada}"), &acme.agent, None)
         .await?;
     let public = std::fs::read_to_string(demo.args.dir.join("certificate.ed25519.pub"))
         .context("reading the certificate public key")?;
@@ -497,7 +497,7 @@ async fn scenario(
     println!("    a tampered copy does not verify");
 
     demo.begin("After the erasure: Ada's personal fields are gone, nothing else changed");
-    let profile = show_customer(demo, "acme", ada, &acme.reader, Some(erased_at)).await?;
+    let profile = show_customer(demo, "acme", ada, &acme.agent, Some(erased_at)).await?;
     anyhow::ensure!(
         personal(&profile, "name") == "<erased>",
         "Ada's name still reads: {profile}"
@@ -505,16 +505,16 @@ async fn scenario(
     let body = demo
         .get(
             &format!("/v1/tenants/acme/customers/{ada}/refunds"),
-            &acme.reader,
+            &acme.agent,
             Some(erased_at),
         )
         .await?;
     println!("    refunds (not personal, kept): {}", refunds_text(&body["data"]));
-    let other = show_customer(demo, "acme", bob, &acme.reader, None).await?;
+    let other = show_customer(demo, "acme", bob, &acme.agent, None).await?;
     anyhow::ensure!(personal(&other, "name") == "Bob Noyce", "Bob changed: {other}");
-    let other = show_customer(demo, "globex", gina, &globex.reader, None).await?;
+    let other = show_customer(demo, "globex", gina, &globex.agent, None).await?;
     anyhow::ensure!(personal(&other, "name") == "Gina Hopper", "Gina changed: {other}");
-    let verdict = verify_chain(demo, "acme", ada, &acme.reader).await?;
+    let verdict = verify_chain(demo, "acme", ada, &acme.agent).await?;
     anyhow::ensure!(verdict == "intact", "Ada's chain after erasure: {verdict}");
     Ok(())
 }

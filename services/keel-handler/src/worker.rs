@@ -219,8 +219,6 @@ where
     fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) {
         let log = self.context.take();
         for partition in &log.revoked {
-            // Another instance reports this partition's lag from now on.
-            metrics::gauge!("keel_handler_consumer_lag", "partition" => partition.to_string()).set(0.0);
             self.partitions.remove(partition);
             batch.retain(|message| message.partition() != *partition);
         }
