@@ -14,10 +14,11 @@
 //! projection and partition (next offset, last event time) is saved, then the Kafka offsets
 //! committed; on restart, events before the checkpoint are skipped. **Freshness**: the log
 //! heads of the assigned partitions are saved about once a second, so the query API can
-//! tell lag.
+//! tell lag; a thread of their own reads them ([`heads`]), so a batch never waits on them.
 
 mod avro;
 pub mod cli;
+mod heads;
 pub mod rebuild;
 pub mod support;
 
@@ -31,7 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Freshness, Generations, Head};
+use heads::Heads;
+use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Freshness, Generations};
 use keel_kafka::clients;
 use keel_kafka::trace::TraceHeaders;
 use keel_service::{Readiness, serve_ops, telemetry};
@@ -115,6 +117,12 @@ pub async fn run_customer_support(
     let consumer: StreamConsumer = consumer_config.create()?;
     consumer.subscribe(&[&config.events_topic])?;
     let consumer = Arc::new(consumer);
+    let heads = Arc::new(Heads::watch(
+        &config.brokers,
+        &config.group_id,
+        &config.events_topic,
+        Arc::clone(&consumer),
+    )?);
 
     tokio::pin!(shutdown);
     let mut generation = generations.serving().await?;
@@ -133,6 +141,7 @@ pub async fn run_customer_support(
             config: config.clone(),
             models: SupportModels::new(Arc::clone(&session), Arc::clone(&keys)).await?,
             consumer: Arc::clone(&consumer),
+            heads: Arc::clone(&heads),
             checkpoints: CqlCheckpoints::new(session).await?,
             readiness: readiness.clone(),
             generations: Arc::clone(&generations),
@@ -186,6 +195,7 @@ struct Projector {
     config: ProjectorConfig,
     models: SupportModels,
     consumer: Arc<StreamConsumer>,
+    heads: Arc<Heads>,
     checkpoints: CqlCheckpoints,
     readiness: Readiness,
     generations: Arc<Generations>,
@@ -226,8 +236,10 @@ impl Projector {
                 }
                 continue;
             }
+            let applying = Instant::now();
             match self.apply(&batch).await {
                 Ok(()) => {
+                    metrics::histogram!("keel_projector_batch_seconds").record(applying.elapsed().as_secs_f64());
                     failures = 0;
                     self.readiness.set("progress", true, "applying");
                     if let Err(error) = self.advance_past_markers().await {
@@ -413,24 +425,15 @@ impl Projector {
         Ok(())
     }
 
+    /// Saves the heads last seen and sets the lag gauges from them.
     async fn save_heads(&self) -> anyhow::Result<()> {
-        let assignment = self.consumer.assignment()?;
+        let heads = self.heads.latest();
+        if heads.is_empty() {
+            return Ok(());
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)?;
-        let mut heads = Vec::new();
-        for element in assignment.elements() {
-            let partition = element.partition();
-            let (_, high) = tokio::task::block_in_place(|| {
-                self.consumer
-                    .fetch_watermarks(&self.config.events_topic, partition, Duration::from_secs(5))
-            })?;
-            heads.push(Head {
-                partition,
-                head_offset: high,
-                observed_at_micros: now,
-            });
-        }
         // Lag as the query API reports it: events behind the head, and how long ago the last
         // applied event was recorded while events wait (0 when caught up).
         let applied: Vec<Checkpoint> = heads
