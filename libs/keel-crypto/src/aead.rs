@@ -1,6 +1,6 @@
 //! AES-256-GCM with a fresh random 96-bit nonce per seal and length-prefixed associated data.
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use zeroize::Zeroizing;
 
@@ -45,32 +45,26 @@ impl DataKey {
         })
     }
 
-    /// Seals `plaintext` bound to `aad`; returns the fresh nonce and ciphertext with tag.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>), CryptoError> {
+    /// Seals `plaintext` bound to `aad`, in place: returns the fresh nonce and the same
+    /// buffer holding the ciphertext and tag (no plaintext is left in it).
+    pub fn seal(&self, aad: &[u8], mut plaintext: Vec<u8>) -> Result<([u8; NONCE_LEN], Vec<u8>), CryptoError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ciphertext = self
-            .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad })
+        self.cipher
+            .encrypt_in_place(&nonce, aad, &mut plaintext)
             .map_err(|_| CryptoError::Payload("aes-gcm refused to encrypt".into()))?;
         let mut n = [0u8; NONCE_LEN];
         n.copy_from_slice(&nonce);
-        Ok((n, ciphertext))
+        Ok((n, plaintext))
     }
 
     /// Opens a ciphertext sealed with this key and the same `aad`; `what` names it in errors.
-    pub fn open(
-        &self,
-        aad: &[u8],
-        nonce: &[u8],
-        ciphertext: &[u8],
-        what: &str,
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    /// The plaintext is not zeroized: wrap it in [`Zeroizing`] when it is key material.
+    pub fn open(&self, aad: &[u8], nonce: &[u8], ciphertext: &[u8], what: &str) -> Result<Vec<u8>, CryptoError> {
         if nonce.len() != NONCE_LEN {
             return Err(CryptoError::Open { what: what.to_owned() });
         }
         self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
-            .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open { what: what.to_owned() })
     }
 }

@@ -55,10 +55,59 @@ pub struct KeyRing<K, V> {
     kms: K,
     vault: V,
     policy: RotationPolicy,
-    cache: Mutex<KeyCache>,
-    seals: Mutex<HashMap<KeyId, u64>>,
-    /// The version each owner seals with now, and its creation time: spares a vault read per seal.
-    current: Mutex<HashMap<(String, KeyOwner), (KeyId, i64)>>,
+    memory: Mutex<Memory>,
+}
+
+/// What the key ring holds in memory, behind one lock: serving a cached key takes it once.
+#[derive(Debug)]
+struct Memory {
+    cache: KeyCache,
+    /// Seals this process made per key version.
+    seals: HashMap<KeyId, u64>,
+    /// Per tenant and owner, the version sealed with now and its creation time: spares a
+    /// vault read per seal, and is looked up without building a key.
+    current: HashMap<String, HashMap<KeyOwner, (KeyId, i64)>>,
+}
+
+impl Memory {
+    /// The current key of `owner`, counted as one seal, if it is cached and not due for
+    /// rotation.
+    fn seal_with_current(
+        &mut self,
+        tenant: &str,
+        owner: &KeyOwner,
+        policy: &RotationPolicy,
+    ) -> Option<(KeyId, Arc<DataKey>)> {
+        let (id, created_at) = self.current.get(tenant)?.get(owner)?;
+        let seals = self.seals.get_mut(id)?;
+        if due(policy, *seals, *created_at) {
+            return None;
+        }
+        let key = self.cache.get(id)?;
+        *seals += 1;
+        Some((id.clone(), key))
+    }
+
+    fn set_current(&mut self, id: &KeyId, created_at: i64) {
+        self.current
+            .entry(id.tenant.clone())
+            .or_default()
+            .insert(id.owner.clone(), (id.clone(), created_at));
+    }
+
+    fn count(&mut self, id: &KeyId) {
+        match self.seals.get_mut(id) {
+            Some(seals) => *seals += 1,
+            None => {
+                self.seals.insert(id.clone(), 1);
+            }
+        }
+    }
+}
+
+/// Whether a key that sealed `seals` times and was created at `created_at` must be replaced.
+fn due(policy: &RotationPolicy, seals: u64, created_at: i64) -> bool {
+    seals >= policy.max_seals || now_secs().saturating_sub(created_at) >= policy.max_age_secs
 }
 
 impl<K, V> std::fmt::Debug for KeyRing<K, V> {
@@ -94,9 +143,11 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             kms,
             vault,
             policy,
-            cache: Mutex::new(KeyCache::new(cache_capacity, cache_ttl)),
-            seals: Mutex::new(HashMap::new()),
-            current: Mutex::new(HashMap::new()),
+            memory: Mutex::new(Memory {
+                cache: KeyCache::new(cache_capacity, cache_ttl),
+                seals: HashMap::new(),
+                current: HashMap::new(),
+            }),
         }
     }
 
@@ -115,14 +166,10 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     /// the current key is cached, no vault read happens: a process that learns of an
     /// erasure made elsewhere must call [`Self::evict_subject`] / [`Self::evict_tenant`].
     pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
-        let slot = (tenant.to_owned(), owner.clone());
-        let known = lock(&self.current)?.get(&slot).cloned();
-        if let Some((id, created_at)) = known
-            && !self.due(&id, created_at)?
-            && let Some(key) = self.cached(&id)?
-        {
-            self.count(&id)?;
-            return Ok((id, key));
+        let current = lock(&self.memory)?.seal_with_current(tenant, owner, &self.policy);
+        if let Some(found) = current {
+            metrics::counter!(KEY_CACHE_HITS).increment(1);
+            return Ok(found);
         }
         for _ in 0..3 {
             let next_version = match self.vault.latest(tenant, owner).await? {
@@ -131,8 +178,9 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 KeyLookup::Live(key) => {
                     if !self.due(&key.id, key.created_at)? {
                         let data_key = self.unwrap_cached(&key).await?;
-                        lock(&self.current)?.insert(slot.clone(), (key.id.clone(), key.created_at));
-                        self.count(&key.id)?;
+                        let mut memory = lock(&self.memory)?;
+                        memory.set_current(&key.id, key.created_at);
+                        memory.count(&key.id);
                         return Ok((key.id, data_key));
                     }
                     key.id.version + 1
@@ -145,8 +193,9 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             };
             match self.create(&id).await {
                 Ok(data_key) => {
-                    lock(&self.current)?.insert(slot.clone(), (id.clone(), now_secs()));
-                    self.count(&id)?;
+                    let mut memory = lock(&self.memory)?;
+                    memory.set_current(&id, now_secs());
+                    memory.count(&id);
                     return Ok((id, data_key));
                 }
                 Err(CryptoError::Conflict { .. }) => continue,
@@ -180,7 +229,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
 
     /// Seals made with a key version by this process.
     pub fn seal_count(&self, id: &KeyId) -> u64 {
-        lock(&self.seals).map(|s| s.get(id).copied().unwrap_or(0)).unwrap_or(0)
+        lock(&self.memory).map_or(0, |m| m.seals.get(id).copied().unwrap_or(0))
     }
 
     /// Starts a new KEK epoch and re-wraps every live data key of the tenant under it.
@@ -297,31 +346,30 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
 
     /// Drops a subject's unwrapped keys from the cache (e.g. on an erasure seen elsewhere).
     pub fn evict_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
-        lock(&self.cache)?.evict_subject(tenant, subject);
-        lock(&self.current)?.retain(|(t, o), _| !(t == tenant && o == &KeyOwner::Subject(subject.to_owned())));
+        let mut memory = lock(&self.memory)?;
+        memory.cache.evict_subject(tenant, subject);
+        if let Some(owners) = memory.current.get_mut(tenant) {
+            owners.remove(&KeyOwner::Subject(subject.to_owned()));
+        }
         Ok(())
     }
 
     /// Drops every unwrapped key of a tenant from the cache.
     pub fn evict_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
-        lock(&self.cache)?.evict_tenant(tenant);
-        lock(&self.current)?.retain(|(t, _), _| t != tenant);
+        let mut memory = lock(&self.memory)?;
+        memory.cache.evict_tenant(tenant);
+        memory.current.remove(tenant);
         Ok(())
     }
 
     /// How many unwrapped keys the cache holds.
     pub fn cached_keys(&self) -> usize {
-        lock(&self.cache).map(|c| c.len()).unwrap_or(0)
+        lock(&self.memory).map_or(0, |m| m.cache.len())
     }
 
     fn due(&self, id: &KeyId, created_at: i64) -> Result<bool, CryptoError> {
-        let seals = lock(&self.seals)?.get(id).copied().unwrap_or(0);
-        Ok(seals >= self.policy.max_seals || now_secs().saturating_sub(created_at) >= self.policy.max_age_secs)
-    }
-
-    fn count(&self, id: &KeyId) -> Result<(), CryptoError> {
-        *lock(&self.seals)?.entry(id.clone()).or_insert(0) += 1;
-        Ok(())
+        let seals = lock(&self.memory)?.seals.get(id).copied().unwrap_or(0);
+        Ok(due(&self.policy, seals, created_at))
     }
 
     async fn create(&self, id: &KeyId) -> Result<Arc<DataKey>, CryptoError> {
@@ -336,17 +384,17 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         };
         self.vault.insert(&key).await?;
         let data_key = Arc::new(data_key);
-        let mut cache = lock(&self.cache)?;
-        cache.evict_owner(&id.tenant, &id.owner);
-        cache.insert(id.clone(), Arc::clone(&data_key));
+        let mut memory = lock(&self.memory)?;
+        memory.cache.evict_owner(&id.tenant, &id.owner);
+        memory.cache.insert(id.clone(), Arc::clone(&data_key));
         Ok(data_key)
     }
 
     /// A key served from the cache, counted as a hit (`keel_key_cache_hits_total`).
     fn cached(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
-        let found = lock(&self.cache)?.get(id);
+        let found = lock(&self.memory)?.cache.get(id);
         if found.is_some() {
-            metrics::counter!("keel_key_cache_hits_total").increment(1);
+            metrics::counter!(KEY_CACHE_HITS).increment(1);
         }
         Ok(found)
     }
@@ -357,13 +405,13 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         if let Some(k) = self.cached(&key.id)? {
             return Ok(k);
         }
-        metrics::counter!("keel_key_cache_misses_total").increment(1);
+        metrics::counter!(KEY_CACHE_MISSES).increment(1);
         let raw = self
             .kms
             .unwrap(&key.id.tenant, key.epoch, &key.id.to_string(), &key.wrapped)
             .await?;
         let data_key = Arc::new(DataKey::from_bytes(&raw)?);
-        lock(&self.cache)?.insert(key.id.clone(), Arc::clone(&data_key));
+        lock(&self.memory)?.cache.insert(key.id.clone(), Arc::clone(&data_key));
         Ok(data_key)
     }
 }

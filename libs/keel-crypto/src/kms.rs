@@ -88,7 +88,7 @@ impl KekTable {
     ) -> Result<Vec<u8>, CryptoError> {
         let kek = self.kek(tenant, epoch)?;
         let aad = associated_data("keel/wrap/v1", &[tenant, &epoch.to_string(), context]);
-        let (nonce, ct) = kek.seal(&aad, key)?;
+        let (nonce, ct) = kek.seal(&aad, key.to_vec())?;
         Ok([nonce.as_slice(), &ct].concat())
     }
 
@@ -106,7 +106,7 @@ impl KekTable {
             .ok_or_else(|| CryptoError::Open {
                 what: context.to_owned(),
             })?;
-        let raw = kek.open(&aad, nonce, ct, context)?;
+        let raw = Zeroizing::new(kek.open(&aad, nonce, ct, context)?);
         if raw.len() != KEY_LEN {
             return Err(CryptoError::Malformed(format!("unwrapped {context} is not a key")));
         }

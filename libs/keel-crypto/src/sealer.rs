@@ -6,6 +6,10 @@
 //! value (empty string, zero, first union branch...). The remaining payload is Avro-encoded
 //! under the payload schema and sealed with the tenant's current data key. Associated data
 //! binds tenant, stream, event id, field path (or schema name for the payload) and key id.
+//!
+//! Keys are zeroized when dropped; payload bytes are not. The caller's value holds the same
+//! plaintext before sealing and after opening (Avro values do not zeroize), so wiping one
+//! transient copy would protect nothing and cost a byte-wise pass over every payload.
 
 use std::collections::BTreeSet;
 
@@ -114,9 +118,14 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         ctx: SealContext<'_>,
         value: Value,
     ) -> Result<Sealed, CryptoError> {
-        let mut value = value
-            .resolve(&schema.schema)
-            .map_err(|e| CryptoError::Payload(format!("value does not fit {}: {e}", schema.name)))?;
+        // A record already in the schema's shape is taken as it is; resolving copies it.
+        let mut value = if matches!(value, Value::Record(_)) && value.validate(&schema.schema) {
+            value
+        } else {
+            value
+                .resolve(&schema.schema)
+                .map_err(|e| CryptoError::Payload(format!("value does not fit {}: {e}", schema.name)))?
+        };
         let mut sealed_fields = Vec::with_capacity(schema.personal.len());
         let mut key_refs = Vec::new();
         let mut subjects = BTreeSet::new();
@@ -125,13 +134,11 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             let slot = get_mut(&mut value, &field.names)
                 .ok_or_else(|| CryptoError::Payload(format!("missing personal field {}", field.path)))?;
             let plain = std::mem::replace(slot, neutral(&field.schema)?);
-            let bytes = zeroize::Zeroizing::new(
-                to_avro_datum(&field.schema, plain)
-                    .map_err(|e| CryptoError::Payload(format!("field {}: {e}", field.path)))?,
-            );
+            let bytes = to_avro_datum(&field.schema, plain)
+                .map_err(|e| CryptoError::Payload(format!("field {}: {e}", field.path)))?;
             let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Subject(subject.clone())).await?;
             let key_id = id.short();
-            let (nonce, ciphertext) = key.seal(&field_aad(&ctx, &field.path, &subject, &key_id), &bytes)?;
+            let (nonce, ciphertext) = key.seal(&field_aad(&ctx, &field.path, &subject, &key_id), bytes)?;
             if !key_refs
                 .iter()
                 .any(|r: &KeyRef| r.key_id == key_id && r.subject_id.as_deref() == Some(subject.as_str()))
@@ -147,12 +154,11 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 ciphertext,
             });
         }
-        let body = zeroize::Zeroizing::new(
-            to_avro_datum(&schema.schema, value).map_err(|e| CryptoError::Payload(format!("{}: {e}", schema.name)))?,
-        );
+        let body =
+            to_avro_datum(&schema.schema, value).map_err(|e| CryptoError::Payload(format!("{}: {e}", schema.name)))?;
         let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Tenant).await?;
         let key_id = id.short();
-        let (nonce, ciphertext) = key.seal(&payload_aad(&ctx, &schema.name, &key_id), &body)?;
+        let (nonce, ciphertext) = key.seal(&payload_aad(&ctx, &schema.name, &key_id), body)?;
         key_refs.insert(0, key_ref(&id));
         Ok(Sealed {
             payload: SealedPayload {
@@ -277,11 +283,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     }
 }
 
-fn open_field(
-    key: &DataKey,
-    ctx: &SealContext<'_>,
-    field: &SealedField,
-) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+fn open_field(key: &DataKey, ctx: &SealContext<'_>, field: &SealedField) -> Result<Vec<u8>, CryptoError> {
     let aad = field_aad(ctx, &field.path, &field.subject_id, &field.key_id);
     key.open(&aad, &field.nonce, &field.ciphertext, &field.path)
 }
