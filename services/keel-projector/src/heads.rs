@@ -7,40 +7,37 @@
 //! waited. So a thread of its own asks, on a client of its own, about once a second, and
 //! the projector takes the latest answer without waiting.
 
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_checkpoints::Head;
 use keel_kafka::clients;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::watch;
 
 /// How often the heads are asked for.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// The latest heads of the partitions `consumer` is assigned; empty until first seen.
+/// The latest heads of the partitions the projector is assigned.
 pub(crate) struct Heads {
+    partitions: watch::Sender<Vec<i32>>,
     latest: watch::Receiver<Vec<Head>>,
     _watcher: JoinHandle<()>,
 }
 
 impl Heads {
-    /// Starts watching the heads of `topic`'s partitions assigned to `consumer`. The
+    /// Starts watching the heads of `topic`'s partitions named by [`Self::latest`]. The
     /// watcher stops within [`INTERVAL`] of this being dropped.
-    pub(crate) fn watch(
-        brokers: &str,
-        group_id: &str,
-        topic: &str,
-        consumer: Arc<StreamConsumer>,
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn watch(brokers: &str, group_id: &str, topic: &str) -> anyhow::Result<Self> {
         // Never subscribes: no group membership, only a connection of its own.
         let probe: BaseConsumer = clients::read_committed_consumer(brokers, &format!("{group_id}-heads")).create()?;
+        let (partitions, wanted) = watch::channel(Vec::new());
         let (sender, latest) = watch::channel(Vec::new());
         let topic = topic.to_owned();
         let watcher = std::thread::Builder::new().name("keel-heads".into()).spawn(move || {
             while !sender.is_closed() {
-                match heads(&probe, &consumer, &topic) {
+                let partitions = wanted.borrow().clone();
+                match heads(&probe, &topic, &partitions) {
                     Ok(heads) => {
                         sender.send_replace(heads);
                     }
@@ -50,22 +47,30 @@ impl Heads {
             }
         })?;
         Ok(Self {
+            partitions,
             latest,
             _watcher: watcher,
         })
     }
 
-    /// The heads last seen, of the partitions assigned then.
-    pub(crate) fn latest(&self) -> Vec<Head> {
-        self.latest.borrow().clone()
+    /// The heads last seen of `assigned` (one not seen yet is left out); from now on the
+    /// heads of `assigned` are the ones watched.
+    pub(crate) fn latest(&self, assigned: Vec<i32>) -> Vec<Head> {
+        let heads: Vec<Head> = self
+            .latest
+            .borrow()
+            .iter()
+            .filter(|head| assigned.contains(&head.partition))
+            .copied()
+            .collect();
+        self.partitions.send_replace(assigned);
+        heads
     }
 }
 
-fn heads(probe: &BaseConsumer, consumer: &StreamConsumer, topic: &str) -> anyhow::Result<Vec<Head>> {
-    let assignment = consumer.assignment()?;
-    let mut heads = Vec::with_capacity(assignment.count());
-    for element in assignment.elements_for_topic(topic) {
-        let partition = element.partition();
+fn heads(probe: &BaseConsumer, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<Head>> {
+    let mut heads = Vec::with_capacity(partitions.len());
+    for &partition in partitions {
         let (_, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(5))?;
         let observed_at_micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)

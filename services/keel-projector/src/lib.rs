@@ -117,12 +117,7 @@ pub async fn run_customer_support(
     let consumer: StreamConsumer = consumer_config.create()?;
     consumer.subscribe(&[&config.events_topic])?;
     let consumer = Arc::new(consumer);
-    let heads = Arc::new(Heads::watch(
-        &config.brokers,
-        &config.group_id,
-        &config.events_topic,
-        Arc::clone(&consumer),
-    )?);
+    let heads = Arc::new(Heads::watch(&config.brokers, &config.group_id, &config.events_topic)?);
 
     tokio::pin!(shutdown);
     let mut generation = generations.serving().await?;
@@ -427,7 +422,14 @@ impl Projector {
 
     /// Saves the heads last seen and sets the lag gauges from them.
     async fn save_heads(&self) -> anyhow::Result<()> {
-        let heads = self.heads.latest();
+        let assigned = self
+            .consumer
+            .assignment()?
+            .elements_for_topic(&self.config.events_topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        let heads = self.heads.latest(assigned);
         if heads.is_empty() {
             return Ok(());
         }
