@@ -168,7 +168,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
         let current = lock(&self.memory)?.seal_with_current(tenant, owner, &self.policy);
         if let Some(found) = current {
-            metrics::counter!(KEY_CACHE_HITS).increment(1);
+            metrics::counter!("keel_key_cache_hits_total").increment(1);
             return Ok(found);
         }
         for _ in 0..3 {
@@ -394,7 +394,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     fn cached(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
         let found = lock(&self.memory)?.cache.get(id);
         if found.is_some() {
-            metrics::counter!(KEY_CACHE_HITS).increment(1);
+            metrics::counter!("keel_key_cache_hits_total").increment(1);
         }
         Ok(found)
     }
@@ -405,7 +405,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         if let Some(k) = self.cached(&key.id)? {
             return Ok(k);
         }
-        metrics::counter!(KEY_CACHE_MISSES).increment(1);
+        metrics::counter!("keel_key_cache_misses_total").increment(1);
         let raw = self
             .kms
             .unwrap(&key.id.tenant, key.epoch, &key.id.to_string(), &key.wrapped)
