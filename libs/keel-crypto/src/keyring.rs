@@ -96,12 +96,7 @@ impl Memory {
     }
 
     fn count(&mut self, id: &KeyId) {
-        match self.seals.get_mut(id) {
-            Some(seals) => *seals += 1,
-            None => {
-                self.seals.insert(id.clone(), 1);
-            }
-        }
+        *self.seals.entry(id.clone()).or_insert(0) += 1;
     }
 }
 
