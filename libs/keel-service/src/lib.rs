@@ -14,6 +14,14 @@ pub mod telemetry;
 
 pub use ops::{Readiness, ops_router, serve_ops};
 
+/// The wall clock in microseconds since the Unix epoch (0 for a clock set before it), as
+/// events, checkpoints and certificates record time.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Wait before the next retry after `failures` failures in a row: 100 ms doubling, at most
 /// `max`.
 pub fn backoff(failures: u32, max: std::time::Duration) -> std::time::Duration {

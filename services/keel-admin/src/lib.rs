@@ -24,7 +24,7 @@ pub mod rotation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use keel_auth::{Authenticator, Policy, TenantsFile};
@@ -41,7 +41,7 @@ use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_kafka::clients;
 use keel_kafka::partition::{partition_for, stream_key};
 use keel_kafka::topics::{TopicSpec, ensure_topics};
-use keel_service::{Readiness, serve_ops, telemetry};
+use keel_service::{Readiness, now_micros, serve_ops, telemetry};
 use keel_vault_cql::CqlKeyVault;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
@@ -307,12 +307,6 @@ async fn partition_count(consumer: &StreamConsumer, topic: &str) -> anyhow::Resu
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn rejected(base: &CommandResult, reason: &str, message: impl Into<String>) -> CommandResult {

@@ -40,7 +40,7 @@ pub async fn rotate_tenant(
     grace: Duration,
 ) -> anyhow::Result<Rotated> {
     let started = Instant::now();
-    let started_micros = crate::now_micros();
+    let started_micros = keel_service::now_micros();
     let epoch = keys.kms().new_epoch(tenant).await?;
     tokio::time::sleep(grace).await;
     let Retirement {
@@ -95,7 +95,8 @@ pub async fn run_schedule(keys: &ServiceKeyRing, store: &ErasureStore, schedule:
     loop {
         match store.pending_rotations().await {
             Ok(pending) => {
-                let due_before = crate::now_micros() - i64::try_from(schedule.delay.as_micros()).unwrap_or(i64::MAX);
+                let due_before =
+                    keel_service::now_micros() - i64::try_from(schedule.delay.as_micros()).unwrap_or(i64::MAX);
                 for (tenant, oldest) in pending.into_iter().filter(|(_, oldest)| *oldest <= due_before) {
                     if let Err(error) = rotate_tenant(keys, store, &tenant, schedule.grace).await {
                         metrics::counter!("keel_admin_rotation_failures_total").increment(1);

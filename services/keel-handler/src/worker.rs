@@ -14,7 +14,7 @@ use keel_domain::{Aggregate, DomainEvent, Recorded};
 use keel_handler_state::{HandlerState, StateBatch, StoredResult, StreamRecord, Watermark};
 use keel_kafka::partition::{partition_for, stream_key};
 use keel_kafka::trace::TraceHeaders;
-use keel_service::Readiness;
+use keel_service::{Readiness, now_micros};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -127,13 +127,6 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) writer: StateWriter,
     pub(crate) readiness: Readiness,
     pub(crate) partition_count: i32,
-}
-
-fn now_micros() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl<A, C, S> Worker<A, C, S>

@@ -8,7 +8,7 @@
 //! the projector takes the latest answer without waiting.
 
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use keel_checkpoints::Head;
 use keel_kafka::clients;
@@ -72,13 +72,10 @@ fn heads(probe: &BaseConsumer, topic: &str, partitions: &[i32]) -> anyhow::Resul
     let mut heads = Vec::with_capacity(partitions.len());
     for &partition in partitions {
         let (_, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(5))?;
-        let observed_at_micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))?;
         heads.push(Head {
             partition,
             head_offset: high,
-            observed_at_micros,
+            observed_at_micros: keel_service::now_micros(),
         });
     }
     Ok(heads)

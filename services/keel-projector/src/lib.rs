@@ -433,9 +433,7 @@ impl Projector {
         if heads.is_empty() {
             return Ok(());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)?;
+        let now = keel_service::now_micros();
         // Lag as the query API reports it: events behind the head, and how long ago the last
         // applied event was recorded while events wait (0 when caught up).
         let applied: Vec<Checkpoint> = heads

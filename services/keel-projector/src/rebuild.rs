@@ -189,10 +189,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let caught_up_after_secs = started.elapsed().as_secs_f64();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)?;
-    generations.switch(&new, now).await?;
+    generations.switch(&new, keel_service::now_micros()).await?;
     tracing::info!(old, new, caught_up_after_secs, "switched reads to the new generation");
     tokio::time::sleep(Duration::from_secs(args.grace_secs)).await;
     let _ = stop.send(());

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use keel_checkpoints::{Checkpoints, Freshness};
+use keel_service::now_micros;
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -77,13 +78,6 @@ impl Consistency {
             }),
         }
     }
-}
-
-pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// Waits, as the request asks and within `max_wait`, for `projection` to reach the asked

@@ -391,7 +391,11 @@ pub async fn follow_generations(
         let mut unknown = Vec::new();
         let mut store_error = None;
         for projection in &state.projections {
-            match models.checkpoints.freshness(projection, fresh::now_micros()).await {
+            match models
+                .checkpoints
+                .freshness(projection, keel_service::now_micros())
+                .await
+            {
                 Ok(freshness) if !freshness.partitions.is_empty() => {}
                 Ok(_) => unknown.push(projection.clone()),
                 Err(error) => {
