@@ -4,8 +4,7 @@
 //! schema with `hash` set to empty bytes: everything else, ciphertexts included, is
 //! covered, so a chain still verifies after a key is destroyed.
 
-use apache_avro::Schema;
-use keel_envelope::{EVENT_ENVELOPE, EventEnvelope, SchemaRegistry, encode_body};
+use keel_envelope::{EVENT_ENVELOPE, EventEnvelope, PinnedSchema, SchemaRegistry, encode_body};
 use sha2::{Digest, Sha256};
 
 use crate::ChainError;
@@ -18,7 +17,7 @@ pub const GENESIS: [u8; HASH_LEN] = [0; HASH_LEN];
 /// Computes and stamps chain hashes.
 #[derive(Debug, Clone)]
 pub struct ChainHasher {
-    schema: Schema,
+    schema: PinnedSchema,
 }
 
 impl ChainHasher {
@@ -26,7 +25,7 @@ impl ChainHasher {
     pub fn new() -> Result<Self, ChainError> {
         let registry = SchemaRegistry::with_envelopes()?;
         Ok(Self {
-            schema: registry.current(EVENT_ENVELOPE)?.schema.clone(),
+            schema: registry.current(EVENT_ENVELOPE)?.clone(),
         })
     }
 

@@ -88,7 +88,7 @@ impl Wire {
         let mut current: HashMap<String, i32> = HashMap::new();
         for avsc in D::SCHEMAS {
             let pinned = PinnedSchema::parse(avsc)?;
-            let sealing = PayloadSchema::new(pinned.schema.clone())?;
+            let sealing = PayloadSchema::new(pinned.datum.clone())?;
             let newest = current.entry(pinned.name.clone()).or_insert(pinned.version);
             *newest = (*newest).max(pinned.version);
             payloads.insert((pinned.name.clone(), pinned.version), Payload { pinned, sealing });
@@ -122,7 +122,7 @@ impl Wire {
         let (command_type, fields) = payload::split_tagged(command)?;
         let schema_name = format!("{}.{command_type}", self.command_namespace);
         let schema = self.current_payload(&schema_name)?;
-        let data = payload::encode(&schema.pinned.schema, fields)?;
+        let data = payload::encode(&schema.pinned.datum, fields)?;
         let envelope = CommandEnvelope {
             command_id: header.command_id.to_string(),
             tenant_id: header.tenant,
@@ -175,7 +175,7 @@ impl Wire {
         }
         let writer = self.payload(&payload.schema_name, payload.schema_version)?;
         let reader = self.current_payload(&payload.schema_name)?;
-        let value = keel_envelope::codec::decode_value(&writer.pinned.schema, &reader.pinned.schema, &payload.data)?;
+        let value = keel_envelope::codec::decode_value(&writer.pinned, &reader.pinned, &payload.data)?;
         payload::join_tagged(&envelope.command_type, value)
     }
 
@@ -374,9 +374,10 @@ impl<K: Kms, V: KeyVault> EventCodec<K, V> {
         let value = if writer.pinned.version == reader.pinned.version {
             opened.value
         } else {
-            let resolved = opened
-                .value
-                .resolve(&reader.pinned.schema)
+            let resolved = reader
+                .pinned
+                .datum
+                .resolve(opened.value)
                 .map_err(|error| WireError::Payload(format!("{name}: {error}")))?;
             self.upcasters
                 .upcast(&name, writer.pinned.version, reader.pinned.version, resolved)?

@@ -1,8 +1,8 @@
 //! Domain values to Avro payload records and back, through serde's externally tagged enum
 //! form: `{"RefundIssued": {"refund_id": …}}` is the record `RefundIssued` with those fields.
 
-use apache_avro::Schema;
 use apache_avro::types::Value;
+use keel_envelope::Datum;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,15 +24,18 @@ pub(crate) fn split_tagged<T: Serialize>(value: &T) -> Result<(String, serde_jso
 
 /// The generic Avro value of a payload's fields (resolved against a schema by the caller).
 pub(crate) fn to_avro(fields: serde_json::Value) -> Result<Value, WireError> {
-    apache_avro::to_value(fields).map_err(|error| WireError::Payload(error.to_string()))
+    // Not `apache_avro::to_value`: since apache-avro 0.22 it turns a u64 (what serde_json
+    // gives for every non-negative integer) into an 8-byte fixed.
+    Value::try_from(fields).map_err(|error| WireError::Payload(error.to_string()))
 }
 
 /// The Avro binary of a payload's fields under `schema`.
-pub(crate) fn encode(schema: &Schema, fields: serde_json::Value) -> Result<Vec<u8>, WireError> {
-    let value = to_avro(fields)?
-        .resolve(schema)
-        .map_err(|error| WireError::Payload(error.to_string()))?;
-    apache_avro::to_avro_datum(schema, value).map_err(|error| WireError::Payload(error.to_string()))
+pub(crate) fn encode(schema: &Datum, fields: serde_json::Value) -> Result<Vec<u8>, WireError> {
+    let fail = |error: apache_avro::Error| WireError::Payload(error.to_string());
+    let value = schema.resolve(to_avro(fields)?).map_err(fail)?;
+    let mut out = Vec::new();
+    schema.write(&value, &mut out).map_err(fail)?;
+    Ok(out)
 }
 
 /// The domain value of variant `name` with the fields of a decoded record.

@@ -8,6 +8,8 @@ use crate::CryptoError;
 
 /// Length of a nonce in bytes.
 pub const NONCE_LEN: usize = 12;
+/// Length of the authentication tag AES-GCM appends to a ciphertext.
+pub(crate) const TAG_LEN: usize = 16;
 /// Length of a data key in bytes.
 pub const KEY_LEN: usize = 32;
 
@@ -72,7 +74,8 @@ impl DataKey {
 /// Associated data: a domain tag, then each part as a 4-byte big-endian length and its bytes,
 /// so no two different tuples share an encoding.
 pub fn associated_data(domain: &str, parts: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    let len = domain.len() + parts.iter().map(|p| p.len()).sum::<usize>() + 4 * (1 + parts.len());
+    let mut out = Vec::with_capacity(len);
     for part in std::iter::once(domain).chain(parts.iter().copied()) {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_be_bytes());

@@ -39,15 +39,13 @@ impl KeyCache {
 
     pub(crate) fn get(&mut self, id: &KeyId) -> Option<Arc<DataKey>> {
         self.tick += 1;
-        let tick = self.tick;
-        if self.entries.get(id).is_some_and(|e| e.loaded.elapsed() >= self.ttl) {
-            self.entries.remove(id);
-            return None;
+        let entry = self.entries.get_mut(id)?;
+        if entry.loaded.elapsed() < self.ttl {
+            entry.used = self.tick;
+            return Some(Arc::clone(&entry.key));
         }
-        self.entries.get_mut(id).map(|entry| {
-            entry.used = tick;
-            Arc::clone(&entry.key)
-        })
+        self.entries.remove(id);
+        None
     }
 
     pub(crate) fn insert(&mut self, id: KeyId, key: Arc<DataKey>) {

@@ -6,6 +6,7 @@
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
+use keel_envelope::Datum;
 
 use crate::CryptoError;
 
@@ -22,7 +23,7 @@ pub struct PersonalField {
     /// Names from the root to the field holding the subject id.
     pub(crate) subject_names: Vec<String>,
     /// The field's own schema, to encode its value alone.
-    pub(crate) schema: Schema,
+    pub(crate) datum: Datum,
 }
 
 /// A payload schema with its personal fields found.
@@ -30,8 +31,8 @@ pub struct PersonalField {
 pub struct PayloadSchema {
     /// Full name of the payload record.
     pub name: String,
-    /// The Avro schema.
-    pub schema: Schema,
+    /// The Avro schema, resolved once.
+    pub datum: Datum,
     /// Its personal fields, in schema order.
     pub personal: Vec<PersonalField>,
 }
@@ -39,20 +40,25 @@ pub struct PayloadSchema {
 impl PayloadSchema {
     /// Reads the personal fields of a record schema; a `keel.subject` naming no sibling
     /// field is an error.
-    pub fn new(schema: Schema) -> Result<Self, CryptoError> {
-        let Schema::Record(record) = &schema else {
+    pub fn new(datum: Datum) -> Result<Self, CryptoError> {
+        let Schema::Record(record) = datum.schema() else {
             return Err(CryptoError::Payload("payload schema is not a record".into()));
         };
         let name = record.name.fullname(None);
         let mut personal = Vec::new();
-        walk(&schema, &mut Vec::new(), &mut personal)?;
-        Ok(Self { name, schema, personal })
+        walk(datum.schema(), &mut Vec::new(), &mut personal)?;
+        Ok(Self { name, datum, personal })
     }
 
     /// Parses an `.avsc` document.
     pub fn parse(avsc: &str) -> Result<Self, CryptoError> {
-        let schema = Schema::parse_str(avsc).map_err(|e| CryptoError::Payload(format!("bad payload schema: {e}")))?;
-        Self::new(schema)
+        let bad = |e: apache_avro::Error| CryptoError::Payload(format!("bad payload schema: {e}"));
+        Self::new(Datum::new(Schema::parse_str(avsc).map_err(bad)?).map_err(bad)?)
+    }
+
+    /// The Avro schema.
+    pub fn schema(&self) -> &Schema {
+        self.datum.schema()
     }
 
     /// The personal field at a dotted path.
@@ -72,11 +78,16 @@ fn walk(schema: &Schema, prefix: &mut Vec<String>, out: &mut Vec<PersonalField>)
                 .ok_or_else(|| CryptoError::Payload(format!("{} names no sibling subject field", prefix.join("."))))?;
             let mut subject_names = prefix[..prefix.len() - 1].to_vec();
             subject_names.push(subject.to_owned());
+            let path = prefix.join(".");
+            // A field typed by a name defined elsewhere in the payload is not supported: the
+            // field is encoded alone, under its own schema.
+            let datum = Datum::new(field.schema.clone())
+                .map_err(|e| CryptoError::Payload(format!("personal field {path}: {e}")))?;
             out.push(PersonalField {
-                path: prefix.join("."),
+                path,
                 names: prefix.clone(),
                 subject_names,
-                schema: field.schema.clone(),
+                datum,
             });
         } else {
             walk(&field.schema, prefix, out)?;
@@ -113,7 +124,7 @@ pub(crate) fn neutral(schema: &Schema) -> Result<Value, CryptoError> {
         Schema::Double => Value::Double(0.0),
         Schema::Bytes => Value::Bytes(Vec::new()),
         Schema::String => Value::String(String::new()),
-        Schema::Uuid => Value::Uuid(apache_avro::Uuid::nil()),
+        Schema::Uuid(_) => Value::Uuid(apache_avro::Uuid::nil()),
         Schema::Date => Value::Date(0),
         Schema::TimestampMillis => Value::TimestampMillis(0),
         Schema::TimestampMicros => Value::TimestampMicros(0),

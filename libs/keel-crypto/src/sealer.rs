@@ -14,10 +14,9 @@
 use std::collections::BTreeSet;
 
 use apache_avro::types::Value;
-use apache_avro::{from_avro_datum, to_avro_datum};
-use keel_envelope::{KeyRef, KeyScope, SealedField, SealedPayload};
+use keel_envelope::{Datum, KeyRef, KeyScope, SealedField, SealedPayload};
 
-use crate::aead::{DataKey, associated_data};
+use crate::aead::{DataKey, TAG_LEN, associated_data};
 use crate::schema::{PayloadSchema, get, get_mut, neutral};
 use crate::{CryptoError, KeyId, KeyOwner, KeyRing, KeyVault, Kms};
 
@@ -119,11 +118,12 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         value: Value,
     ) -> Result<Sealed, CryptoError> {
         // A record already in the schema's shape is taken as it is; resolving copies it.
-        let mut value = if matches!(value, Value::Record(_)) && value.validate(&schema.schema) {
+        let mut value = if matches!(value, Value::Record(_)) && schema.datum.fits(&value) {
             value
         } else {
-            value
-                .resolve(&schema.schema)
+            schema
+                .datum
+                .resolve(value)
                 .map_err(|e| CryptoError::Payload(format!("value does not fit {}: {e}", schema.name)))?
         };
         let mut sealed_fields = Vec::with_capacity(schema.personal.len());
@@ -133,9 +133,8 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             let subject = subject_of(&value, &field.subject_names, &field.path)?;
             let slot = get_mut(&mut value, &field.names)
                 .ok_or_else(|| CryptoError::Payload(format!("missing personal field {}", field.path)))?;
-            let plain = std::mem::replace(slot, neutral(&field.schema)?);
-            let bytes = to_avro_datum(&field.schema, plain)
-                .map_err(|e| CryptoError::Payload(format!("field {}: {e}", field.path)))?;
+            let plain = std::mem::replace(slot, neutral(field.datum.schema())?);
+            let bytes = encode(&field.datum, &plain, &field.path)?;
             let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Subject(subject.clone())).await?;
             let key_id = id.short();
             let (nonce, ciphertext) = key.seal(&field_aad(&ctx, &field.path, &subject, &key_id), bytes)?;
@@ -154,8 +153,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 ciphertext,
             });
         }
-        let body =
-            to_avro_datum(&schema.schema, value).map_err(|e| CryptoError::Payload(format!("{}: {e}", schema.name)))?;
+        let body = encode(&schema.datum, &value, &schema.name)?;
         let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Tenant).await?;
         let key_id = id.short();
         let (nonce, ciphertext) = key.seal(&payload_aad(&ctx, &schema.name, &key_id), body)?;
@@ -222,7 +220,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             &sealed.ciphertext,
             "payload",
         )?;
-        let mut value = decode(&schema.schema, &body, &schema.name)?;
+        let mut value = decode(&schema.datum, &body, &schema.name)?;
         let mut fields = Vec::with_capacity(sealed.sealed_fields.len());
         for field in &sealed.sealed_fields {
             let personal = schema.personal_field(&field.path).ok_or_else(|| {
@@ -241,7 +239,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 None => FieldState::Erased,
                 Some(key) => {
                     let plain = open_field(&key, &ctx, field)?;
-                    let field_value = decode(&personal.schema, &plain, &field.path)?;
+                    let field_value = decode(&personal.datum, &plain, &field.path)?;
                     let slot = get_mut(&mut value, &personal.names)
                         .ok_or_else(|| CryptoError::Malformed(format!("missing field {}", field.path)))?;
                     *slot = field_value;
@@ -277,7 +275,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             None => Ok(None),
             Some(key) => {
                 let plain = open_field(&key, &ctx, field)?;
-                decode(&personal.schema, &plain, &field.path).map(Some)
+                decode(&personal.datum, &plain, &field.path).map(Some)
             }
         }
     }
@@ -288,10 +286,19 @@ fn open_field(key: &DataKey, ctx: &SealContext<'_>, field: &SealedField) -> Resu
     key.open(&aad, &field.nonce, &field.ciphertext, &field.path)
 }
 
-fn decode(schema: &apache_avro::Schema, bytes: &[u8], what: &str) -> Result<Value, CryptoError> {
+/// The Avro binary of a value that fits `datum`, with room left for the AES-GCM tag so
+/// sealing it in place does not copy it again.
+fn encode(datum: &Datum, value: &Value, what: &str) -> Result<Vec<u8>, CryptoError> {
+    datum
+        .to_vec(value, TAG_LEN)
+        .map_err(|e| CryptoError::Payload(format!("{what}: {e}")))
+}
+
+fn decode(datum: &Datum, bytes: &[u8], what: &str) -> Result<Value, CryptoError> {
     let mut cursor = bytes;
-    let value =
-        from_avro_datum(schema, &mut cursor, None).map_err(|e| CryptoError::Malformed(format!("{what}: {e}")))?;
+    let value = datum
+        .read(&mut cursor)
+        .map_err(|e| CryptoError::Malformed(format!("{what}: {e}")))?;
     if !cursor.is_empty() {
         return Err(CryptoError::Malformed(format!("{what}: trailing bytes")));
     }

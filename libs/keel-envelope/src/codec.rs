@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
+use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::types::Value;
-use apache_avro::{Schema, from_avro_datum, to_avro_datum};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::EnvelopeError;
+use crate::{Datum, EnvelopeError};
 
 /// The two marker bytes that open every single-object message.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -43,8 +43,8 @@ pub fn split_header(message: &[u8]) -> Result<(u64, &[u8]), EnvelopeError> {
 /// A schema the registry knows, with its identity.
 #[derive(Debug, Clone)]
 pub struct PinnedSchema {
-    /// The parsed schema.
-    pub schema: Schema,
+    /// The parsed schema, resolved once for every message written or read under it.
+    pub datum: Datum,
     /// Its CRC-64-AVRO fingerprint.
     pub fingerprint: u64,
     /// Full name, e.g. `dev.keel.EventEnvelope`.
@@ -73,10 +73,15 @@ impl PinnedSchema {
             .unwrap_or(1);
         Ok(Self {
             fingerprint: fingerprint(&schema),
-            schema,
+            datum: Datum::new(schema).map_err(|e| invalid(e.to_string()))?,
             name,
             version,
         })
+    }
+
+    /// The parsed schema.
+    pub fn schema(&self) -> &Schema {
+        self.datum.schema()
     }
 }
 
@@ -137,11 +142,10 @@ impl SchemaRegistry {
     /// Encodes a value as a single-object message under the current schema of `name`.
     pub fn encode<T: Serialize>(&self, name: &str, value: &T) -> Result<Vec<u8>, EnvelopeError> {
         let pinned = self.current(name)?;
-        let body = encode_body(&pinned.schema, value)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        let mut out = Vec::with_capacity(256);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&pinned.fingerprint.to_le_bytes());
-        out.extend_from_slice(&body);
+        write_body(pinned, value, &mut out)?;
         Ok(out)
     }
 
@@ -151,61 +155,78 @@ impl SchemaRegistry {
         let (fp, body) = split_header(message)?;
         let writer = self.writer(fp).ok_or(EnvelopeError::UnknownFingerprint(fp))?;
         let reader = self.current(name)?;
-        decode_body(&writer.schema, &reader.schema, body)
+        decode_body(writer, reader, body)
     }
 }
 
 /// Avro binary of a value under a schema (no header): what a sealed payload encrypts.
-pub fn encode_body<T: Serialize>(schema: &Schema, value: &T) -> Result<Vec<u8>, EnvelopeError> {
+pub fn encode_body<T: Serialize>(schema: &PinnedSchema, value: &T) -> Result<Vec<u8>, EnvelopeError> {
+    let mut out = Vec::with_capacity(256);
+    write_body(schema, value, &mut out)?;
+    Ok(out)
+}
+
+fn write_body<T: Serialize>(schema: &PinnedSchema, value: &T, out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
     let err = |reason: String| EnvelopeError::Encode {
-        schema: schema_name(schema),
+        schema: schema.name.clone(),
         reason,
     };
     let value = apache_avro::to_value(value).map_err(|e| err(e.to_string()))?;
-    let value = value.resolve(schema).map_err(|e| err(e.to_string()))?;
-    to_avro_datum(schema, value).map_err(|e| err(e.to_string()))
+    let value = schema.datum.resolve(value).map_err(|e| err(e.to_string()))?;
+    schema.datum.write(&value, out).map_err(|e| err(e.to_string()))?;
+    Ok(())
 }
 
 /// Decodes an Avro body written under `writer` and resolves it to `reader`.
-pub fn decode_body<T: DeserializeOwned>(writer: &Schema, reader: &Schema, body: &[u8]) -> Result<T, EnvelopeError> {
+pub fn decode_body<T: DeserializeOwned>(
+    writer: &PinnedSchema,
+    reader: &PinnedSchema,
+    body: &[u8],
+) -> Result<T, EnvelopeError> {
     let value = decode_value(writer, reader, body)?;
     apache_avro::from_value(&value).map_err(|e| EnvelopeError::Malformed {
-        schema: schema_name(reader),
+        schema: reader.name.clone(),
         reason: e.to_string(),
     })
 }
 
 /// Decodes an Avro body to a generic value (logical types flattened to their base types),
-/// resolved to `reader`; trailing bytes are an error.
-pub fn decode_value(writer: &Schema, reader: &Schema, body: &[u8]) -> Result<Value, EnvelopeError> {
+/// resolved to `reader` unless it was written under that very schema; trailing bytes are an
+/// error.
+pub fn decode_value(writer: &PinnedSchema, reader: &PinnedSchema, body: &[u8]) -> Result<Value, EnvelopeError> {
     let err = |reason: String| EnvelopeError::Malformed {
-        schema: schema_name(reader),
+        schema: reader.name.clone(),
         reason,
     };
     let mut cursor = body;
-    let value = from_avro_datum(writer, &mut cursor, Some(reader)).map_err(|e| err(e.to_string()))?;
+    let value = writer.datum.read(&mut cursor).map_err(|e| err(e.to_string()))?;
     if !cursor.is_empty() {
         return Err(err(format!("{} trailing bytes", cursor.len())));
     }
+    let value = if writer.fingerprint == reader.fingerprint {
+        value
+    } else {
+        reader.datum.resolve(value).map_err(|e| err(e.to_string()))?
+    };
     Ok(flatten_logical(value))
 }
 
 /// Replaces logical-type values by their base values so serde maps them to plain fields.
-pub fn flatten_logical(value: Value) -> Value {
-    match value {
-        Value::Uuid(u) => Value::String(u.to_string()),
-        Value::TimestampMicros(t) | Value::TimestampMillis(t) | Value::LocalTimestampMicros(t) => Value::Long(t),
-        Value::Record(fields) => Value::Record(fields.into_iter().map(|(k, v)| (k, flatten_logical(v))).collect()),
-        Value::Union(i, inner) => Value::Union(i, Box::new(flatten_logical(*inner))),
-        Value::Array(items) => Value::Array(items.into_iter().map(flatten_logical).collect()),
-        Value::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (k, flatten_logical(v))).collect()),
-        other => other,
-    }
+pub fn flatten_logical(mut value: Value) -> Value {
+    flatten_in_place(&mut value);
+    value
 }
 
-fn schema_name(schema: &Schema) -> String {
-    match schema {
-        Schema::Record(r) => r.name.fullname(None),
-        other => format!("{:?}", std::mem::discriminant(other)),
+fn flatten_in_place(value: &mut Value) {
+    match value {
+        Value::Uuid(u) => *value = Value::String(u.to_string()),
+        Value::TimestampMicros(t) | Value::TimestampMillis(t) | Value::LocalTimestampMicros(t) => {
+            *value = Value::Long(*t);
+        }
+        Value::Record(fields) => fields.iter_mut().for_each(|(_, v)| flatten_in_place(v)),
+        Value::Union(_, inner) => flatten_in_place(inner),
+        Value::Array(items) => items.iter_mut().for_each(flatten_in_place),
+        Value::Map(m) => m.values_mut().for_each(flatten_in_place),
+        _ => {}
     }
 }

@@ -10,10 +10,12 @@
 mod error;
 
 pub mod codec;
+pub mod datum;
 pub mod upcast;
 pub mod wire;
 
 pub use codec::{PinnedSchema, SchemaRegistry, decode_body, encode_body, fingerprint};
+pub use datum::Datum;
 pub use error::EnvelopeError;
 pub use upcast::{Upcaster, Upcasters};
 pub use wire::{

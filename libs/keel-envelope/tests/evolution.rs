@@ -70,7 +70,7 @@ fn read_as_v2(message: &[u8]) -> Result<TransferV2, EnvelopeError> {
     let (fp, body) = codec::split_header(message)?;
     let writer = registry.writer(fp).ok_or(EnvelopeError::UnknownFingerprint(fp))?;
     let reader = registry.current(NAME)?;
-    let value = codec::decode_value(&writer.schema, &reader.schema, body)?;
+    let value = codec::decode_value(writer, reader, body)?;
     let value = Upcasters::new()
         .with(MemoFromV1)
         .upcast(NAME, writer.version, reader.version, value)?;
