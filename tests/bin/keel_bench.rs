@@ -489,8 +489,11 @@ struct LatencyRun {
 
 /// Streams every command result of `harness` as it is committed.
 fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<CommandResult>> {
-    let consumer: StreamConsumer =
-        clients::read_committed_reader(harness.kafka.brokers(), &unique_name("results")).create()?;
+    // A tailing reader: a partition's end means nothing to it (and reported ends surface
+    // as error logs from librdkafka's global error callback).
+    let consumer: StreamConsumer = clients::read_committed_reader(harness.kafka.brokers(), &unique_name("results"))
+        .set("enable.partition.eof", "false")
+        .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..harness.config.partitions {
         assignment.add_partition_offset(&harness.config.results_topic, partition, Offset::Beginning)?;
@@ -501,8 +504,6 @@ fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::
         loop {
             let message = match consumer.recv().await {
                 Ok(message) => message,
-                // The reader reports reaching a partition's end; more results come later.
-                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
                 Err(error) => {
                     eprintln!("bench: reading results failed: {error}");
                     break;
