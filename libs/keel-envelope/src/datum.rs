@@ -64,8 +64,10 @@ impl Datum {
         self.0.borrow_schema()
     }
 
-    /// Whether `value` already has the schema's shape, so it can be written as it is.
-    /// apache-avro logs the reason at error level when it does not.
+    /// Whether `value` passes apache-avro's validation against the schema, so it can be
+    /// written without resolving it first (apache-avro logs the reason at error level when
+    /// it does not). Validation accepts a record lacking a field that has a default; writing
+    /// such a record is an error, resolving it fills the default in.
     pub fn fits(&self, value: &Value) -> bool {
         self.0
             .with(|r| value.validate_with_names(r.schema, r.names.get_names()))
