@@ -33,9 +33,7 @@ pub(crate) fn to_avro(fields: serde_json::Value) -> Result<Value, WireError> {
 pub(crate) fn encode(schema: &Datum, fields: serde_json::Value) -> Result<Vec<u8>, WireError> {
     let fail = |error: apache_avro::Error| WireError::Payload(error.to_string());
     let value = schema.resolve(to_avro(fields)?).map_err(fail)?;
-    let mut out = Vec::new();
-    schema.write(&value, &mut out).map_err(fail)?;
-    Ok(out)
+    schema.to_vec(&value, 0).map_err(fail)
 }
 
 /// The domain value of variant `name` with the fields of a decoded record.
