@@ -1,20 +1,21 @@
 //! The key service: finds or creates the data key to seal with, rotates it by policy,
 //! unwraps keys to open with, re-wraps under a new KEK epoch, and erases.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aead::DataKey;
 use crate::cache::KeyCache;
-use crate::{CryptoError, KekEpoch, KeyId, KeyLookup, KeyOwner, KeyVault, Kms, WrappedKey};
+use crate::sealing::Sealing;
+use crate::{CREATOR_SEALS, CryptoError, KekEpoch, KeyId, KeyLookup, KeyOwner, KeyVault, Kms, WrappedKey};
 
 /// When a data key gets a new version. Old versions stay readable until destroyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationPolicy {
-    /// Seals one process may make with one key version before rotating. Random 96-bit
-    /// nonces allow 2^32 seals per key in total; with N processes sealing under the same key,
-    /// keep this at or below 2^32 / N. The default, 2^30, leaves room for four.
+    /// Seals one key version may make in all, across every process and restart: processes
+    /// reserve seals in the vault ([`KeyVault::reserve_seals`]), so none is counted twice.
+    /// Random 96-bit nonces allow 2^32 seals per key (NIST SP 800-38D), the default.
+    /// Every process sealing with a tenant's keys must use the same value.
     pub max_seals: u64,
     /// Age in seconds after which a key version is replaced.
     pub max_age_secs: i64,
@@ -23,7 +24,7 @@ pub struct RotationPolicy {
 impl Default for RotationPolicy {
     fn default() -> Self {
         Self {
-            max_seals: 1 << 30,
+            max_seals: 1 << 32,
             max_age_secs: 90 * 24 * 3600,
         }
     }
@@ -33,11 +34,19 @@ impl Default for RotationPolicy {
 /// process that has not heard of an erasure made elsewhere can still open the erased data.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// The fewest owners (tenant or subject keys) whose reserved seals a key ring remembers,
+/// even with a smaller key cache: forgetting one costs a vault read and a reservation.
+pub const SEALING_OWNERS: usize = 1024;
+
 /// Counter of keys served from the cache of unwrapped keys.
 pub const KEY_CACHE_HITS: &str = "keel_key_cache_hits_total";
 /// Counter of live keys the cache did not hold, so the KMS unwrapped them (keys created or
 /// found destroyed are neither hits nor misses).
 pub const KEY_CACHE_MISSES: &str = "keel_key_cache_misses_total";
+
+/// Counter of seal reservations asked of the vault: one per block of seals a process takes
+/// for a key version it did not create (blocks double, up to 2^20 seals).
+pub const KEY_SEAL_RESERVATIONS: &str = "keel_key_seal_reservations_total";
 
 /// What [`KeyRing::retire_epochs`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,47 +71,33 @@ pub struct KeyRing<K, V> {
 #[derive(Debug)]
 struct Memory {
     cache: KeyCache,
-    /// Seals this process made per key version.
-    seals: HashMap<KeyId, u64>,
-    /// Per tenant and owner, the version sealed with now and its creation time: spares a
-    /// vault read per seal, and is looked up without building a key.
-    current: HashMap<String, HashMap<KeyOwner, (KeyId, i64)>>,
+    /// The version each owner seals with now and the seals reserved for it: spares a vault
+    /// read per seal, and is looked up without building a key.
+    sealing: Sealing,
 }
 
 impl Memory {
-    /// The current key of `owner`, counted as one seal, if it is cached and not due for
-    /// rotation.
+    /// One seal of the current key of `owner`, if this process holds one, the key is cached
+    /// and not due for rotation by age.
     fn seal_with_current(
         &mut self,
         tenant: &str,
         owner: &KeyOwner,
         policy: &RotationPolicy,
     ) -> Option<(KeyId, Arc<DataKey>)> {
-        let (id, created_at) = self.current.get(tenant)?.get(owner)?;
-        let seals = self.seals.get_mut(id)?;
-        if due(policy, *seals, *created_at) {
+        let current = self.sealing.get_mut(tenant, owner)?;
+        if current.left == 0 || too_old(policy, current.created_at) {
             return None;
         }
-        let key = self.cache.get(id)?;
-        *seals += 1;
-        Some((id.clone(), key))
-    }
-
-    fn set_current(&mut self, id: &KeyId, created_at: i64) {
-        self.current
-            .entry(id.tenant.clone())
-            .or_default()
-            .insert(id.owner.clone(), (id.clone(), created_at));
-    }
-
-    fn count(&mut self, id: &KeyId) {
-        *self.seals.entry(id.clone()).or_insert(0) += 1;
+        let key = self.cache.get(&current.id)?;
+        current.left -= 1;
+        Some((current.id.clone(), key))
     }
 }
 
-/// Whether a key that sealed `seals` times and was created at `created_at` must be replaced.
-fn due(policy: &RotationPolicy, seals: u64, created_at: i64) -> bool {
-    seals >= policy.max_seals || now_secs().saturating_sub(created_at) >= policy.max_age_secs
+/// Whether a key created at `created_at` must be replaced by age.
+fn too_old(policy: &RotationPolicy, created_at: i64) -> bool {
+    now_secs().saturating_sub(created_at) >= policy.max_age_secs
 }
 
 impl<K, V> std::fmt::Debug for KeyRing<K, V> {
@@ -132,7 +127,8 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     }
 
     /// A key ring caching at most `cache_capacity` unwrapped keys, each for at most
-    /// `cache_ttl` after it was unwrapped (zero: no cache).
+    /// `cache_ttl` after it was unwrapped (zero: no cache). It keeps the reserved seals of
+    /// as many owners as it caches keys, and of at least [`SEALING_OWNERS`].
     pub fn with_cache(kms: K, vault: V, policy: RotationPolicy, cache_capacity: usize, cache_ttl: Duration) -> Self {
         Self {
             kms,
@@ -140,8 +136,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             policy,
             memory: Mutex::new(Memory {
                 cache: KeyCache::new(cache_capacity, cache_ttl),
-                seals: HashMap::new(),
-                current: HashMap::new(),
+                sealing: Sealing::new(cache_capacity.max(SEALING_OWNERS)),
             }),
         }
     }
@@ -157,8 +152,9 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     }
 
     /// The key to seal with for `owner` in `tenant`, rotating it first if the policy says so;
-    /// counts one seal against it. A destroyed subject or tenant cannot get new keys. While
-    /// the current key is cached, no vault read happens: a process that learns of an
+    /// takes one of the seals this process reserved for it, reserving more in the vault when
+    /// they run out. A destroyed subject or tenant cannot get new keys. While the current key
+    /// is cached and seals are left, no vault call happens: a process that learns of an
     /// erasure made elsewhere must call [`Self::evict_subject`] / [`Self::evict_tenant`].
     pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
         let current = lock(&self.memory)?.seal_with_current(tenant, owner, &self.policy);
@@ -171,12 +167,13 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 KeyLookup::Destroyed => return Err(CryptoError::TenantDestroyed(tenant.to_owned())),
                 KeyLookup::Unknown => 1,
                 KeyLookup::Live(key) => {
-                    if !self.due(&key.id, key.created_at)? {
+                    if !too_old(&self.policy, key.created_at) && self.reserve(&key).await? {
                         let data_key = self.unwrap_cached(&key).await?;
-                        let mut memory = lock(&self.memory)?;
-                        memory.set_current(&key.id, key.created_at);
-                        memory.count(&key.id);
-                        return Ok((key.id, data_key));
+                        if lock(&self.memory)?.sealing.take(&key.id) {
+                            return Ok((key.id, data_key));
+                        }
+                        // Other tasks of this process used the seals up meanwhile.
+                        continue;
                     }
                     key.id.version + 1
                 }
@@ -189,11 +186,14 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             match self.create(&id).await {
                 Ok(data_key) => {
                     let mut memory = lock(&self.memory)?;
-                    memory.set_current(&id, now_secs());
-                    memory.count(&id);
-                    return Ok((id, data_key));
+                    memory
+                        .sealing
+                        .grant(&id, now_secs(), CREATOR_SEALS.min(self.policy.max_seals));
+                    if memory.sealing.take(&id) {
+                        return Ok((id, data_key));
+                    }
                 }
-                Err(CryptoError::Conflict { .. }) => continue,
+                Err(CryptoError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -201,6 +201,25 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             tenant: tenant.to_owned(),
             key_id: format!("{owner:?}"),
         })
+    }
+
+    /// Whether this process holds seals of `key`, reserving the next block in the vault if
+    /// not (`keel_key_seal_reservations_total`); `false` when the version is used up.
+    async fn reserve(&self, key: &WrappedKey) -> Result<bool, CryptoError> {
+        let block = {
+            let memory = lock(&self.memory)?;
+            if memory.sealing.left(&key.id) > 0 {
+                return Ok(true);
+            }
+            memory.sealing.next_block(&key.id)
+        };
+        metrics::counter!("keel_key_seal_reservations_total").increment(1);
+        let granted = self.vault.reserve_seals(&key.id, block, self.policy.max_seals).await?;
+        if granted == 0 {
+            return Ok(false);
+        }
+        lock(&self.memory)?.sealing.grant(&key.id, key.created_at, granted);
+        Ok(true)
     }
 
     /// The key to open with; `None` if it was destroyed (the data it sealed is erased).
@@ -220,11 +239,6 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 key_id: id.to_string(),
             }),
         }
-    }
-
-    /// Seals made with a key version by this process.
-    pub fn seal_count(&self, id: &KeyId) -> u64 {
-        lock(&self.memory).map_or(0, |m| m.seals.get(id).copied().unwrap_or(0))
     }
 
     /// Starts a new KEK epoch and re-wraps every live data key of the tenant under it.
@@ -343,9 +357,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     pub fn evict_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
         let mut memory = lock(&self.memory)?;
         memory.cache.evict_subject(tenant, subject);
-        if let Some(owners) = memory.current.get_mut(tenant) {
-            owners.remove(&KeyOwner::Subject(subject.to_owned()));
-        }
+        memory.sealing.forget_subject(tenant, subject);
         Ok(())
     }
 
@@ -353,18 +365,13 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     pub fn evict_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
         let mut memory = lock(&self.memory)?;
         memory.cache.evict_tenant(tenant);
-        memory.current.remove(tenant);
+        memory.sealing.forget_tenant(tenant);
         Ok(())
     }
 
     /// How many unwrapped keys the cache holds.
     pub fn cached_keys(&self) -> usize {
         lock(&self.memory).map_or(0, |m| m.cache.len())
-    }
-
-    fn due(&self, id: &KeyId, created_at: i64) -> Result<bool, CryptoError> {
-        let seals = lock(&self.memory)?.seals.get(id).copied().unwrap_or(0);
-        Ok(due(&self.policy, seals, created_at))
     }
 
     async fn create(&self, id: &KeyId) -> Result<Arc<DataKey>, CryptoError> {

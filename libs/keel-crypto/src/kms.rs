@@ -7,7 +7,7 @@
 //! The trait is async because every production backend is a network or HSM call.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use zeroize::Zeroizing;
@@ -36,6 +36,34 @@ pub trait Kms: Send + Sync {
     async fn destroy_epoch(&self, tenant: &str, epoch: KekEpoch) -> Result<(), CryptoError>;
     /// Destroys every KEK epoch of a tenant for good.
     async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError>;
+}
+
+#[async_trait]
+impl<K: Kms + ?Sized> Kms for Arc<K> {
+    async fn current_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
+        (**self).current_epoch(tenant).await
+    }
+    async fn new_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
+        (**self).new_epoch(tenant).await
+    }
+    async fn wrap(&self, tenant: &str, epoch: KekEpoch, context: &str, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        (**self).wrap(tenant, epoch, context, key).await
+    }
+    async fn unwrap(
+        &self,
+        tenant: &str,
+        epoch: KekEpoch,
+        context: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        (**self).unwrap(tenant, epoch, context, wrapped).await
+    }
+    async fn destroy_epoch(&self, tenant: &str, epoch: KekEpoch) -> Result<(), CryptoError> {
+        (**self).destroy_epoch(tenant, epoch).await
+    }
+    async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
+        (**self).destroy_tenant(tenant).await
+    }
 }
 
 /// KEK material of one tenant: `None` marks a destroyed epoch.

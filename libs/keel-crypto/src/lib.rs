@@ -22,6 +22,7 @@ mod kms;
 mod local_file_kms;
 mod schema;
 mod sealer;
+mod sealing;
 mod vault;
 
 #[cfg(feature = "testsuite")]
@@ -30,9 +31,12 @@ pub mod testsuite;
 pub use aead::{DataKey, KEY_LEN, NONCE_LEN, associated_data};
 pub use error::CryptoError;
 pub use ids::{KekEpoch, KeyId, KeyOwner};
-pub use keyring::{DEFAULT_CACHE_TTL, KEY_CACHE_HITS, KEY_CACHE_MISSES, KeyRing, Retirement, RotationPolicy};
+pub use keyring::{
+    DEFAULT_CACHE_TTL, KEY_CACHE_HITS, KEY_CACHE_MISSES, KEY_SEAL_RESERVATIONS, KeyRing, Retirement, RotationPolicy,
+    SEALING_OWNERS,
+};
 pub use kms::{InMemoryKms, Kms};
 pub use local_file_kms::LocalFileKms;
 pub use schema::{PayloadSchema, PersonalField, SUBJECT_PROPERTY};
 pub use sealer::{FieldState, Opened, OpenedField, SealContext, Sealed};
-pub use vault::{InMemoryKeyVault, KeyLookup, KeyVault, WrappedKey};
+pub use vault::{CREATOR_SEALS, InMemoryKeyVault, KeyLookup, KeyVault, WrappedKey};

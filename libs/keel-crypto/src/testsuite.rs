@@ -2,7 +2,7 @@
 //! against the real store in keel-vault-cql). Each case uses fresh tenant ids, so cases may
 //! share one vault. Use [`key_vault_suite!`](crate::key_vault_suite) to get one test per case.
 
-use crate::{CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
+use crate::{CREATOR_SEALS, CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
 
 /// Why a suite case failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +178,55 @@ pub async fn live_keys_and_rewrap<V: KeyVault>(vault: &V) -> Result<(), SuiteFai
     )
 }
 
+/// Seal reservations start after the creator's block, are granted up to the limit and
+/// then refused; destroying the subject forgets them.
+pub async fn seal_reservations_stop_at_the_limit<V: KeyVault>(vault: &V) -> Result<(), SuiteFailure> {
+    let t = tenant();
+    let id = KeyId::subject(&t, "alice", 1);
+    vault.insert(&key(id.clone(), 1)).await?;
+    let limit = CREATOR_SEALS + 150;
+    let granted = [
+        vault.reserve_seals(&id, 100, limit).await?,
+        vault.reserve_seals(&id, 100, limit).await?,
+        vault.reserve_seals(&id, 100, limit).await?,
+    ];
+    check(
+        granted == [100, 50, 0],
+        &format!("grants up to the limit, then none: {granted:?}"),
+    )?;
+    let other = KeyId::subject(&t, "alice", 2);
+    check(
+        vault.reserve_seals(&other, 10, limit).await? == 10,
+        "each version has its own count",
+    )?;
+    let small = KeyId::tenant(&t, 1);
+    check(
+        vault.reserve_seals(&small, 10, CREATOR_SEALS / 2).await? == 0,
+        "a limit below the creator's block leaves nothing to reserve",
+    )?;
+    vault.destroy_subject(&t, "alice").await?;
+    check(
+        vault.reserve_seals(&id, 10, limit).await? == 10,
+        "destroying a subject forgets its counts",
+    )
+}
+
+/// Reservations racing for the same key version never share a seal: together they get
+/// exactly what is left.
+pub async fn racing_reservations_never_overlap<V: KeyVault>(vault: &V) -> Result<(), SuiteFailure> {
+    let t = tenant();
+    let id = KeyId::tenant(&t, 1);
+    vault.insert(&key(id.clone(), 1)).await?;
+    let limit = CREATOR_SEALS + 45;
+    let race = || vault.reserve_seals(&id, 10, limit);
+    let (a, b, c, d, e, f) = tokio::join!(race(), race(), race(), race(), race(), race());
+    let granted = [a?, b?, c?, d?, e?, f?];
+    check(
+        granted.iter().sum::<u64>() == 45,
+        &format!("six racing reservations of 10 share the 45 left: {granted:?}"),
+    )
+}
+
 /// Runs every case of the suite as its own `#[tokio::test]`, each with a vault from the
 /// given async factory (`async fn() -> Result<V, E>`).
 #[macro_export]
@@ -186,7 +235,8 @@ macro_rules! key_vault_suite {
         $crate::key_vault_suite!(@cases $factory;
             insert_then_get, missing_key_is_unknown, duplicate_version_conflicts,
             latest_is_highest_version, destroy_subject_destroys_every_version_only,
-            destroy_tenant_destroys_its_keys_only, live_keys_and_rewrap);
+            destroy_tenant_destroys_its_keys_only, live_keys_and_rewrap,
+            seal_reservations_stop_at_the_limit, racing_reservations_never_overlap);
     };
     (@cases $factory:path; $($case:ident),*) => {
         $(

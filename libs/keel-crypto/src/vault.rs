@@ -1,8 +1,9 @@
-//! The key-vault port: wrapped data keys by tenant, subject and version; and its in-memory
-//! adapter. A vault never sees a plaintext key.
+//! The key-vault port: wrapped data keys by tenant, subject and version, and how many seals
+//! of each version are spoken for; and its in-memory adapter. A vault never sees a plaintext
+//! key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -32,6 +33,10 @@ pub enum KeyLookup {
     Unknown,
 }
 
+/// Seals of a key version that belong to the process that inserted it, without a write to
+/// the vault (or the limit, if lower): creating a key costs no reservation.
+pub const CREATOR_SEALS: u64 = 1024;
+
 /// Stores wrapped data keys. Destroying is final: later lookups say [`KeyLookup::Destroyed`]
 /// and later inserts for a destroyed subject or tenant fail.
 #[async_trait]
@@ -51,11 +56,48 @@ pub trait KeyVault: Send + Sync {
     async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError>;
     /// Every live key of a tenant, for re-wrap.
     async fn live_keys(&self, tenant: &str) -> Result<Vec<WrappedKey>, CryptoError>;
+    /// Reserves up to `count` more seals of key version `id` for the caller, never more than
+    /// `limit` in all, and returns how many it granted: 0 when the version is used up (rotate
+    /// it). Seals are counted across every process and restart: two callers never get the
+    /// same seal, so a key's random nonces stay within `limit`. The first
+    /// `min(CREATOR_SEALS, limit)` went to the key's creator ([`CREATOR_SEALS`]). The vault
+    /// does not check that the key exists; destroying it forgets its count.
+    async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> Result<u64, CryptoError>;
+}
+
+#[async_trait]
+impl<V: KeyVault + ?Sized> KeyVault for Arc<V> {
+    async fn insert(&self, key: &WrappedKey) -> Result<(), CryptoError> {
+        (**self).insert(key).await
+    }
+    async fn get(&self, id: &KeyId) -> Result<KeyLookup, CryptoError> {
+        (**self).get(id).await
+    }
+    async fn latest(&self, tenant: &str, owner: &KeyOwner) -> Result<KeyLookup, CryptoError> {
+        (**self).latest(tenant, owner).await
+    }
+    async fn rewrap(&self, key: &WrappedKey) -> Result<(), CryptoError> {
+        (**self).rewrap(key).await
+    }
+    async fn destroy_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
+        (**self).destroy_subject(tenant, subject).await
+    }
+    async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
+        (**self).destroy_tenant(tenant).await
+    }
+    async fn live_keys(&self, tenant: &str) -> Result<Vec<WrappedKey>, CryptoError> {
+        (**self).live_keys(tenant).await
+    }
+    async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> Result<u64, CryptoError> {
+        (**self).reserve_seals(id, count, limit).await
+    }
 }
 
 #[derive(Default)]
 struct Tables {
     keys: BTreeMap<KeyId, WrappedKey>,
+    /// Seals reserved per key version; a missing entry means the creator's block.
+    reserved: BTreeMap<KeyId, u64>,
     destroyed_subjects: BTreeSet<(String, String)>,
     destroyed_tenants: BTreeSet<String>,
 }
@@ -146,8 +188,9 @@ impl KeyVault for InMemoryKeyVault {
 
     async fn destroy_subject(&self, tenant: &str, subject: &str) -> Result<(), CryptoError> {
         self.with(|t| {
-            t.keys
-                .retain(|id, _| !(id.tenant == tenant && id.subject_id() == Some(subject)));
+            let subjects = |id: &KeyId| id.tenant == tenant && id.subject_id() == Some(subject);
+            t.keys.retain(|id, _| !subjects(id));
+            t.reserved.retain(|id, _| !subjects(id));
             t.destroyed_subjects.insert((tenant.to_owned(), subject.to_owned()));
             Ok(())
         })
@@ -156,6 +199,7 @@ impl KeyVault for InMemoryKeyVault {
     async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
         self.with(|t| {
             t.keys.retain(|id, _| id.tenant != tenant);
+            t.reserved.retain(|id, _| id.tenant != tenant);
             t.destroyed_tenants.insert(tenant.to_owned());
             Ok(())
         })
@@ -163,5 +207,14 @@ impl KeyVault for InMemoryKeyVault {
 
     async fn live_keys(&self, tenant: &str) -> Result<Vec<WrappedKey>, CryptoError> {
         self.with(|t| Ok(t.keys.values().filter(|k| k.id.tenant == tenant).cloned().collect()))
+    }
+
+    async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> Result<u64, CryptoError> {
+        self.with(|t| {
+            let reserved = t.reserved.entry(id.clone()).or_insert(CREATOR_SEALS.min(limit));
+            let granted = count.min(limit.saturating_sub(*reserved));
+            *reserved += granted;
+            Ok(granted)
+        })
     }
 }

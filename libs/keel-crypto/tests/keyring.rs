@@ -1,10 +1,11 @@
 //! Key hierarchy: rotation by seal count and age, KEK epochs, cache bounds, the file KMS.
 
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
 
 use keel_crypto::{
-    CryptoError, InMemoryKeyVault, InMemoryKms, KeyId, KeyLookup, KeyOwner, KeyRing, KeyVault, Kms, LocalFileKms,
-    RotationPolicy,
+    CREATOR_SEALS, CryptoError, InMemoryKeyVault, InMemoryKms, KeyId, KeyLookup, KeyOwner, KeyRing, KeyVault, Kms,
+    LocalFileKms, RotationPolicy,
 };
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -27,8 +28,32 @@ async fn a_key_rotates_after_max_seals_and_old_versions_stay_readable() -> Resul
         versions.push(ring.seal_key("acme", &KeyOwner::Tenant).await?.0.version);
     }
     assert_eq!(versions, [1, 1, 1, 2, 2, 2, 3]);
-    assert_eq!(ring.seal_count(&KeyId::tenant("acme", 1)), 3);
     assert!(ring.open_key(&KeyId::tenant("acme", 1)).await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn seals_are_counted_across_processes_so_a_restart_does_not_reset_them() -> Result {
+    let policy = RotationPolicy {
+        max_seals: CREATOR_SEALS + 100,
+        ..RotationPolicy::default()
+    };
+    let (kms, vault) = (Arc::new(InMemoryKms::new()), Arc::new(InMemoryKeyVault::new()));
+    let first = KeyRing::new(Arc::clone(&kms), Arc::clone(&vault), policy, 8);
+    // The first process creates version 1 (its first CREATOR_SEALS seals are its own),
+    // seals a few times and dies.
+    for _ in 0..5 {
+        assert_eq!(first.seal_key("acme", &KeyOwner::Tenant).await?.0.version, 1);
+    }
+    drop(first);
+    // Restarted, it may only have what the first one left unreserved: 100 seals.
+    let second = KeyRing::new(kms, vault, policy, 8);
+    let mut versions = Vec::new();
+    for _ in 0..102 {
+        versions.push(second.seal_key("acme", &KeyOwner::Tenant).await?.0.version);
+    }
+    assert_eq!(versions.iter().filter(|v| **v == 1).count(), 100);
+    assert_eq!(&versions[100..], [2, 2]);
     Ok(())
 }
 

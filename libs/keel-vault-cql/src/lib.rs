@@ -1,18 +1,20 @@
 //! `CqlKeyVault`: the [`KeyVault`] port on ScyllaDB (Cassandra 5.0 locally).
 //!
-//! Two plain tables (`cql/schema.cql`): wrapped data keys partitioned by tenant, and erasure
-//! markers. Reads and rewrites of keys are plain statements; only creating a key version
-//! (rare: first use and rotation) and re-wrapping use a lightweight transaction, so two
-//! handlers racing to create the same version see a [`CryptoError::Conflict`].
-//! Erasure deletes the rows and writes a marker, so later lookups say
+//! Three plain tables (`cql/schema.cql`), each partitioned by tenant: wrapped data keys,
+//! erasure markers, and the seals reserved per key version. Reads and rewrites of keys are
+//! plain statements; creating a key version (rare: first use and rotation), re-wrapping and
+//! reserving a block of seals use a lightweight transaction, so two handlers racing to
+//! create the same version see a [`CryptoError::Conflict`] and two racing reservations never
+//! get the same seals. Erasure deletes the rows and writes a marker, so later lookups say
 //! [`KeyLookup::Destroyed`] rather than unknown. The vault never sees a plaintext key.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keel_crypto::{CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
+use keel_crypto::{CREATOR_SEALS, CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
 use scylla::client::session::Session;
 use scylla::errors::ExecutionError;
+use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::Row;
 
@@ -31,7 +33,15 @@ pub struct CqlKeyVault {
     delete_tenant: PreparedStatement,
     insert_destroyed: PreparedStatement,
     select_destroyed: PreparedStatement,
+    select_reservation: PreparedStatement,
+    insert_reservation: PreparedStatement,
+    update_reservation: PreparedStatement,
+    delete_owner_reservations: PreparedStatement,
+    delete_tenant_reservations: PreparedStatement,
 }
+
+/// Reservations lost to racing processes before a reservation gives up (as unavailable).
+const RESERVATION_ATTEMPTS: usize = 16;
 
 impl std::fmt::Debug for CqlKeyVault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +75,14 @@ fn execution(action: &str, error: ExecutionError) -> CryptoError {
 
 fn unreadable(action: &str, error: impl std::fmt::Display) -> CryptoError {
     CryptoError::Store(format!("{action}: {error}"))
+}
+
+fn to_bigint(value: u64) -> Result<i64, CryptoError> {
+    i64::try_from(value).map_err(|_| CryptoError::Store(format!("seal count {value} exceeds bigint")))
+}
+
+fn from_bigint(value: i64) -> Result<u64, CryptoError> {
+    u64::try_from(value).map_err(|_| CryptoError::Store(format!("negative seal count {value}")))
 }
 
 fn to_int(value: u32, what: &str) -> Result<i32, CryptoError> {
@@ -116,19 +134,35 @@ impl CqlKeyVault {
             delete_tenant: prepare(include_str!("cql/delete_tenant.cql")).await?,
             insert_destroyed: prepare(include_str!("cql/insert_destroyed.cql")).await?,
             select_destroyed: prepare(include_str!("cql/select_destroyed.cql")).await?,
+            select_reservation: prepare(include_str!("cql/select_reservation.cql")).await?,
+            insert_reservation: prepare(include_str!("cql/insert_reservation.cql")).await?,
+            update_reservation: prepare(include_str!("cql/update_reservation.cql")).await?,
+            delete_owner_reservations: prepare(include_str!("cql/delete_owner_reservations.cql")).await?,
+            delete_tenant_reservations: prepare(include_str!("cql/delete_tenant_reservations.cql")).await?,
             session,
         })
+    }
+
+    /// Runs a statement and reads its rows; `action` names it in errors.
+    async fn rows(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        action: &str,
+    ) -> Result<QueryRowsResult, CryptoError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(|e| execution(action, e))?
+            .into_rows_result()
+            .map_err(|e| unreadable(action, e))
     }
 
     async fn destroyed(&self, tenant: &str, owner: &str) -> Result<bool, CryptoError> {
         const ACTION: &str = "reading erasure markers";
         let rows = self
-            .session
-            .execute_unpaged(&self.select_destroyed, (tenant, owner, WHOLE_TENANT))
-            .await
-            .map_err(|e| execution(ACTION, e))?
-            .into_rows_result()
-            .map_err(|e| unreadable(ACTION, e))?;
+            .rows(&self.select_destroyed, (tenant, owner, WHOLE_TENANT), ACTION)
+            .await?;
         Ok(rows.rows_num() > 0)
     }
 
@@ -147,18 +181,43 @@ impl CqlKeyVault {
         values: impl scylla::serialize::row::SerializeRow,
         action: &str,
     ) -> Result<bool, CryptoError> {
-        let rows = self
-            .session
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(|e| execution(action, e))?
-            .into_rows_result()
-            .map_err(|e| unreadable(action, e))?;
+        let rows = self.rows(statement, values, action).await?;
         let row = rows.maybe_first_row::<Row>().map_err(|e| unreadable(action, e))?;
         Ok(row
             .and_then(|r| r.columns.first().cloned().flatten())
             .and_then(|v| v.as_boolean())
             .unwrap_or(false))
+    }
+
+    /// Runs a reservation's lightweight transaction: whether it applied, and if not, the
+    /// count the row held (`None`: no row).
+    async fn reservation(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<(bool, Option<u64>), CryptoError> {
+        const ACTION: &str = "reserving seals of a key";
+        let rows = self.rows(statement, values, ACTION).await?;
+        let reserved_at = rows.column_specs().get_by_name("reserved").map(|(index, _)| index);
+        let Some(row) = rows.maybe_first_row::<Row>().map_err(|e| unreadable(ACTION, e))? else {
+            return Err(unreadable(ACTION, "no answer to a conditional statement"));
+        };
+        let applied = row.columns.first().cloned().flatten().and_then(|v| v.as_boolean());
+        let reserved = reserved_at
+            .and_then(|index| row.columns.get(index).cloned().flatten())
+            .and_then(|v| v.as_bigint());
+        Ok((applied.unwrap_or(false), reserved.map(from_bigint).transpose()?))
+    }
+
+    /// The seals reserved of a key version, as a plain read (a hint; the transaction that
+    /// follows checks it): `None` if no reservation was made beyond the creator's.
+    async fn reserved(&self, tenant: &str, owner: &str, version: i32) -> Result<Option<u64>, CryptoError> {
+        const ACTION: &str = "reading the seals reserved of a key";
+        let rows = self
+            .rows(&self.select_reservation, (tenant, owner, version), ACTION)
+            .await?;
+        let row = rows.maybe_first_row::<(i64,)>().map_err(|e| unreadable(ACTION, e))?;
+        row.map(|(reserved,)| from_bigint(reserved)).transpose()
     }
 }
 
@@ -191,15 +250,12 @@ impl KeyVault for CqlKeyVault {
     async fn get(&self, id: &KeyId) -> Result<KeyLookup, CryptoError> {
         const ACTION: &str = "reading a wrapped key";
         let rows = self
-            .session
-            .execute_unpaged(
+            .rows(
                 &self.select_key,
                 (&id.tenant, owner_key(&id.owner), to_int(id.version, "version")?),
+                ACTION,
             )
-            .await
-            .map_err(|e| execution(ACTION, e))?
-            .into_rows_result()
-            .map_err(|e| unreadable(ACTION, e))?;
+            .await?;
         let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
         self.lookup(&id.tenant, &id.owner, row).await
     }
@@ -207,12 +263,8 @@ impl KeyVault for CqlKeyVault {
     async fn latest(&self, tenant: &str, owner: &KeyOwner) -> Result<KeyLookup, CryptoError> {
         const ACTION: &str = "reading the latest wrapped key";
         let rows = self
-            .session
-            .execute_unpaged(&self.select_latest, (tenant, owner_key(owner)))
-            .await
-            .map_err(|e| execution(ACTION, e))?
-            .into_rows_result()
-            .map_err(|e| unreadable(ACTION, e))?;
+            .rows(&self.select_latest, (tenant, owner_key(owner)), ACTION)
+            .await?;
         let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
         self.lookup(tenant, owner, row).await
     }
@@ -248,6 +300,10 @@ impl KeyVault for CqlKeyVault {
             .execute_unpaged(&self.delete_owner, (tenant, &owner))
             .await
             .map_err(|e| execution(ACTION, e))?;
+        self.session
+            .execute_unpaged(&self.delete_owner_reservations, (tenant, &owner))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
         Ok(())
     }
 
@@ -259,6 +315,10 @@ impl KeyVault for CqlKeyVault {
             .map_err(|e| execution(ACTION, e))?;
         self.session
             .execute_unpaged(&self.delete_tenant, (tenant,))
+            .await
+            .map_err(|e| execution(ACTION, e))?;
+        self.session
+            .execute_unpaged(&self.delete_tenant_reservations, (tenant,))
             .await
             .map_err(|e| execution(ACTION, e))?;
         Ok(())
@@ -292,6 +352,40 @@ impl KeyVault for CqlKeyVault {
             }
         }
         Ok(keys)
+    }
+
+    async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> Result<u64, CryptoError> {
+        let owner = owner_key(&id.owner);
+        let version = to_int(id.version, "version")?;
+        let limit = limit.min(i64::MAX.unsigned_abs());
+        // Compare-and-set from what a plain read saw; a lost race answers with the count
+        // that won, and the next attempt starts from it.
+        let mut seen = self.reserved(&id.tenant, &owner, version).await?;
+        for _ in 0..RESERVATION_ATTEMPTS {
+            let reserved = seen.unwrap_or(CREATOR_SEALS.min(limit));
+            let granted = count.min(limit.saturating_sub(reserved));
+            if granted == 0 {
+                return Ok(0);
+            }
+            let after = to_bigint(reserved + granted)?;
+            let (applied, now) = match seen {
+                None => {
+                    self.reservation(&self.insert_reservation, (&id.tenant, &owner, version, after))
+                        .await?
+                }
+                Some(before) => {
+                    let values = (after, &id.tenant, &owner, version, to_bigint(before)?);
+                    self.reservation(&self.update_reservation, values).await?
+                }
+            };
+            if applied {
+                return Ok(granted);
+            }
+            seen = now;
+        }
+        Err(CryptoError::Unavailable(format!(
+            "reserving seals of key {id}: {RESERVATION_ATTEMPTS} attempts lost to other processes"
+        )))
     }
 }
 
