@@ -1,6 +1,6 @@
-//! Faults in domain code on the real Kafka and CQL store: a command whose handling panics
-//! gets a rejected result, and the handler goes on with the next commands of the same
-//! partition.
+//! Faults on the real Kafka and CQL store: a command whose handling panics gets a rejected
+//! result, and the handler goes on with the next commands of the same partition; a store or
+//! key store out of reach pauses the batch and retries it, refusing no command.
 
 use keel_domain::{Aggregate, DomainCommand, DomainError, DomainEvent, Recorded};
 use keel_handler::Codec;
@@ -13,6 +13,7 @@ use keel_integration_tests::handler_harness::{HandlerHarness, agent, agent_crede
 use keel_kafka::partition::stream_key;
 use keel_testkit::TestResult;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
 use uuid::Uuid;
 
 /// A domain whose `handle` panics when a command says "boom".
@@ -72,7 +73,12 @@ struct StoredEvent {
     said: String,
 }
 
-struct FragileCodec;
+/// The Fragile domain's JSON codec; its first `seal_failures` seals fail as if the key store
+/// were out of reach.
+#[derive(Default)]
+struct FragileCodec {
+    seal_failures: AtomicU32,
+}
 
 impl Codec<Fragile> for FragileCodec {
     fn decode_command(&self, bytes: &[u8]) -> Result<DecodedCommand<Say>, Undecodable> {
@@ -105,6 +111,13 @@ impl Codec<Fragile> for FragileCodec {
         head: &ChainHead,
         events: &[Said],
     ) -> Result<Vec<SealedEvent>, SealError> {
+        if self
+            .seal_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SealError::Unavailable("key store unreachable (test)".into()));
+        }
         events
             .iter()
             .enumerate()
@@ -152,7 +165,7 @@ impl Codec<Fragile> for FragileCodec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_domain_code_rejects_that_command_and_the_handler_goes_on() -> TestResult {
     let mut harness = HandlerHarness::prepare(1).await?;
-    harness.restart_with::<Fragile, _>(FragileCodec)?;
+    harness.restart_with::<Fragile, _>(FragileCodec::default())?;
     let send = async |say: &str| -> TestResult<Uuid> {
         let wire = Wire {
             command_id: Uuid::new_v4(),
@@ -174,6 +187,33 @@ async fn a_panic_in_domain_code_rejects_that_command_and_the_handler_goes_on() -
     assert!(matches!(outcome(before).await?, Outcome::Accepted { versions, .. } if versions == [1]));
     assert!(matches!(outcome(boom).await?, Outcome::Rejected { reason, .. } if reason == "internal_error"));
     assert!(matches!(outcome(after).await?, Outcome::Accepted { versions, .. } if versions == [2]));
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_store_out_of_reach_while_sealing_retries_the_batch_and_refuses_no_command() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.config.retry_backoff_max_ms = 200;
+    harness.restart_with::<Fragile, _>(FragileCodec {
+        seal_failures: AtomicU32::new(3),
+    })?;
+    let wire = Wire {
+        command_id: Uuid::new_v4(),
+        tenant: "acme".into(),
+        stream: "s-1".into(),
+        credential: agent_credential("acme"),
+        say: "hello".into(),
+    };
+    harness
+        .send_raw(&stream_key("acme", "s-1"), &serde_json::to_vec(&wire)?)
+        .await?;
+
+    let result = harness.result_of(wire.command_id).await?;
+    assert!(
+        matches!(result.outcome, Outcome::Accepted { ref versions, .. } if versions == &[1]),
+        "three failed seals are retried, not answered with a refusal: {result:?}"
+    );
+    assert_eq!(harness.results(1).await?.len(), 1, "exactly one result");
     harness.stop().await
 }
 

@@ -107,6 +107,9 @@ where
                 Err(WireError::Crypto(CryptoError::TenantDestroyed(tenant))) => {
                     return Err(SealError::TenantErased(tenant));
                 }
+                Err(WireError::Crypto(error)) if error.is_transient() => {
+                    return Err(SealError::Unavailable(error.to_string()));
+                }
                 Err(error) => return Err(codec_error(error).into()),
             };
             let bytes = self.wire().encode_event(&envelope).map_err(codec_error)?;

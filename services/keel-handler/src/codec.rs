@@ -109,7 +109,11 @@ pub enum SealError {
     /// The tenant was erased (every key of it destroyed): nothing can be sealed for it again.
     #[error("tenant {0} is erased")]
     TenantErased(String),
-    /// Anything else: a key store or KMS failure, an encoding error.
+    /// The key store or KMS could not be reached, or a race for a new key version was
+    /// lost: nothing is wrong with the command, and the worker retries its batch.
+    #[error("key store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: an encoding error, a key store refusing the request.
     #[error(transparent)]
     Codec(#[from] CodecError),
 }

@@ -403,7 +403,7 @@ where
     ) -> Result<(StateBatch, u64), TxnError> {
         let mut planned = Vec::with_capacity(items.len());
         for item in items {
-            planned.push(self.plan(item, scratch).await);
+            planned.push(self.plan(item, scratch).await?);
         }
 
         // Phase 1: events, whose offsets the results report.
@@ -581,7 +581,13 @@ where
     }
 
     /// Decides one command against the batch's view of its stream.
-    async fn plan(&self, item: &Item<A::Command>, scratch: &mut HashMap<i32, PartitionMemory<A::State>>) -> Planned {
+    /// Decides one command: its result and events. An error means the batch cannot be
+    /// decided now (a key store or KMS out of reach) and is retried as a whole.
+    async fn plan(
+        &self,
+        item: &Item<A::Command>,
+        scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
+    ) -> Result<Planned, TxnError> {
         let (partition, offset, command, trace) = match item {
             Item::Undecodable {
                 partition,
@@ -601,7 +607,7 @@ where
                     on_behalf_of: Vec::new(),
                     outcome: rejected(&undecodable_rejection(&error.error)),
                 });
-                return Planned {
+                return Ok(Planned {
                     partition: *partition,
                     offset: *offset,
                     tenant: error.tenant.clone(),
@@ -610,7 +616,7 @@ where
                     events: Vec::new(),
                     dlq: Some((raw.clone(), error.error.clone())),
                     trace: trace.clone(),
-                };
+                });
             }
             Item::Command {
                 partition,
@@ -635,9 +641,9 @@ where
         let mut planned = self
             .plan_command(partition, offset, command, scratch)
             .instrument(span.clone())
-            .await;
+            .await?;
         planned.trace = TraceHeaders::of_span(&span).or(trace);
-        planned
+        Ok(planned)
     }
 
     /// Decides one decoded command (inside its span: tenant, stream, command id, correlation
@@ -648,7 +654,7 @@ where
         offset: i64,
         command: &DecodedCommand<A::Command>,
         scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
-    ) -> Planned {
+    ) -> Result<Planned, TxnError> {
         let incoming = &command.incoming;
         let result_of = |outcome| CommandResult {
             command_id: incoming.command_id,
@@ -684,7 +690,7 @@ where
         if let Some(original) = known {
             tracing::info!("command id already handled; answering with its original result");
             metrics::counter!("keel_handler_duplicates_total").increment(1);
-            return planned(original.clone(), Vec::new());
+            return Ok(planned(original.clone(), Vec::new()));
         }
 
         let key = stream_key(&incoming.tenant, &incoming.stream);
@@ -696,7 +702,7 @@ where
                      by tenant/stream and use the murmur2 partitioner (see schemas/README.md)"
                 ),
             );
-            return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
+            return Ok(self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned));
         }
 
         // The stream's entry, owned: moved out of this batch's scratch when an earlier command
@@ -730,7 +736,7 @@ where
         match self.gatekeeper.decide::<A>(incoming, &entry.state, entry.version, now) {
             Decision::Rejected(rejection) => {
                 restore(scratch, entry);
-                self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned)
+                Ok(self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned))
             }
             Decision::Accepted {
                 events,
@@ -750,21 +756,33 @@ where
                     version: entry.version,
                     hash: entry.hash.clone(),
                 };
-                let sealed = match self.codec.seal_events(&context, &head, &events).await {
+                let sealing = match self.codec.seal_events(&context, &head, &events).await {
+                    Ok(sealed) => Ok(sealed),
+                    // Nothing is wrong with the command: the batch is aborted and retried.
+                    Err(SealError::Unavailable(message)) => return Err(TxnError::Unavailable(message)),
+                    Err(SealError::TenantErased(tenant)) => Err(Rejection::new(
+                        "tenant_erased",
+                        format!("tenant {tenant} is erased: its keys are destroyed, it takes no commands"),
+                    )),
+                    Err(SealError::Codec(error)) => {
+                        tracing::error!(%error, "sealing events failed; the command is refused");
+                        Err(Rejection::new(
+                            "sealing_failed",
+                            "the events could not be sealed; retry later",
+                        ))
+                    }
+                };
+                let sealed = match sealing {
                     Ok(sealed) => sealed,
-                    Err(error) => {
-                        let rejection = match error {
-                            SealError::TenantErased(tenant) => Rejection::new(
-                                "tenant_erased",
-                                format!("tenant {tenant} is erased: its keys are destroyed, it takes no commands"),
-                            ),
-                            SealError::Codec(error) => {
-                                tracing::error!(%error, "sealing events failed; the command is refused");
-                                Rejection::new("sealing_failed", "the events could not be sealed; retry later")
-                            }
-                        };
+                    Err(rejection) => {
                         restore(scratch, entry);
-                        return self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned);
+                        return Ok(self.refuse(
+                            result_of(rejected(&rejection)),
+                            &rejection,
+                            scratch,
+                            partition,
+                            planned,
+                        ));
                     }
                 };
                 let mut next = entry;
@@ -791,7 +809,7 @@ where
                 let memory = scratch.entry(partition).or_default();
                 memory.streams.insert(stream_key_pair, next);
                 memory.results.insert(result_key, result.clone());
-                planned(result, sealed)
+                Ok(planned(result, sealed))
             }
         }
     }
@@ -851,6 +869,9 @@ pub(crate) enum TxnError {
     Kafka(#[from] KafkaError),
     #[error("{0}")]
     Codec(String),
+    /// A key store or KMS out of reach while sealing: the batch is retried.
+    #[error("sealing events: {0}")]
+    Unavailable(String),
 }
 
 impl TxnError {
