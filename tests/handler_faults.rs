@@ -9,7 +9,7 @@ use keel_handler::codec::{
 };
 use keel_handler::decide::IncomingCommand;
 use keel_handler::result::{CommandResult, Outcome};
-use keel_integration_tests::handler_harness::{HandlerHarness, agent, agent_credential, supervisor};
+use keel_integration_tests::handler_harness::{HandlerHarness, agent, agent_credential, gauge, supervisor};
 use keel_kafka::partition::stream_key;
 use keel_testkit::TestResult;
 use serde::{Deserialize, Serialize};
@@ -265,13 +265,6 @@ impl keel_handler_state::HandlerState for FlakyState {
     }
 }
 
-fn paused_gauge() -> Option<f64> {
-    let text = keel_service::telemetry::metrics_handle().render();
-    text.lines()
-        .find_map(|line| line.strip_prefix("keel_handler_paused "))
-        .and_then(|value| value.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_pauses_the_handler_visibly_and_no_command_is_skipped() -> TestResult {
     let mut harness = HandlerHarness::prepare(1).await?;
@@ -292,7 +285,7 @@ async fn a_failing_store_pauses_the_handler_visibly_and_no_command_is_skipped() 
     let mut saw_paused = false;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        if paused_gauge() == Some(1.0) {
+        if gauge("keel_handler_paused") == Some(1.0) {
             saw_paused = true;
             break;
         }
@@ -309,6 +302,6 @@ async fn a_failing_store_pauses_the_handler_visibly_and_no_command_is_skipped() 
         "{result:?}"
     );
     assert_eq!(harness.results(1).await?.len(), 1, "exactly one result");
-    assert_eq!(paused_gauge(), Some(0.0), "and it says it resumed");
+    assert_eq!(gauge("keel_handler_paused"), Some(0.0), "and it says it resumed");
     harness.stop().await
 }

@@ -265,6 +265,10 @@ impl HandlerHarness {
             session_timeout_ms: 10_000,
             retry_pause_after: 10,
             retry_backoff_max_ms: 10_000,
+            // Small bounds, so every handler test (the kill -9 ones too) runs with memory
+            // trimmed and state read back from the store.
+            memory_streams: 16,
+            memory_results: 128,
             keys: KeyArgs {
                 kms_file: directory.path().join("kms.json"),
                 key_cache: 1_000,
@@ -308,6 +312,8 @@ impl HandlerHarness {
             ("--max-batch", c.max_batch.to_string()),
             ("--batch-linger-ms", c.batch_linger_ms.to_string()),
             ("--session-timeout-ms", c.session_timeout_ms.to_string()),
+            ("--memory-streams", c.memory_streams.to_string()),
+            ("--memory-results", c.memory_results.to_string()),
             ("--kms-file", c.keys.kms_file.display().to_string()),
         ];
         pairs
@@ -745,6 +751,14 @@ pub async fn assert_exactly_once(
         );
     }
     Ok(())
+}
+
+/// The value of an unlabelled gauge this process's handlers set, as /metrics renders it.
+pub fn gauge(name: &str) -> Option<f64> {
+    let text = keel_service::telemetry::metrics_handle().render();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// The crash and scale-out workload: a registration per stream, then refunds and emails

@@ -78,6 +78,15 @@ pub struct HandlerConfig {
     /// Longest wait between retries of a failed batch, in ms (it doubles from 100 ms).
     #[arg(long, env = "KEEL_RETRY_BACKOFF_MAX_MS", default_value_t = 10_000)]
     pub retry_backoff_max_ms: u64,
+    /// Most streams remembered per assigned partition (version, last hash, folded state);
+    /// beyond it, those written to least recently are read back from the CQL store when
+    /// next needed.
+    #[arg(long, env = "KEEL_MEMORY_STREAMS", default_value_t = 50_000)]
+    pub memory_streams: usize,
+    /// Most command results remembered per assigned partition; beyond it, a duplicate
+    /// command id is answered from the CQL store.
+    #[arg(long, env = "KEEL_MEMORY_RESULTS", default_value_t = 50_000)]
+    pub memory_results: usize,
     /// Where the tenant and data-subject keys are.
     #[command(flatten)]
     pub keys: keel_vault_cql::KeyArgs,

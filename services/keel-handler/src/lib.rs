@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 mod context;
 pub mod decide;
+mod memory;
 mod replay;
 pub mod result;
 pub mod tenants;
@@ -174,6 +175,10 @@ where
         context,
         producer,
         partitions: HashMap::new(),
+        bounds: memory::MemoryBounds {
+            streams: config.memory_streams,
+            results: config.memory_results,
+        },
         writer: writer::StateWriter::spawn(Arc::clone(&state), readiness.clone()),
         readiness,
         partition_count,

@@ -14,9 +14,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::codec::Codec;
-use crate::worker::{
-    PartitionMemory, StreamEntry, WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record, record_from_entry,
-};
+use crate::memory::{PartitionMemory, StreamEntry};
+use crate::worker::{WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record, record_from_entry};
 
 /// Gives up on a replay that makes no progress for this long (a broker down, or a
 /// transaction of a fenced instance still open and not yet timed out).

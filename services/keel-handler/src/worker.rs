@@ -27,49 +27,16 @@ use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealError, S
 use crate::config::HandlerConfig;
 use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
+use crate::memory::{MemoryBounds, PartitionMemory, StreamEntry};
 use crate::result::{CommandResult, LogPosition, Outcome};
 use crate::writer::StateWriter;
 
 /// How long one transactional call may block.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long trimming memory waits for the state writer to catch up.
+const MEMORY_TRIM_WAIT: Duration = Duration::from_secs(1);
 /// The consumer name under which watermarks are stored.
 pub(crate) const WATERMARK_CONSUMER: &str = "keel-handler";
-
-/// A stream as the handler knows it between commands.
-#[derive(Debug, Clone)]
-pub(crate) struct StreamEntry<S> {
-    pub(crate) version: u64,
-    pub(crate) hash: Vec<u8>,
-    pub(crate) state: S,
-    /// Offset of the last event reflected, in the stream's events partition (-1: none).
-    pub(crate) position: i64,
-}
-
-impl<S: Default> Default for StreamEntry<S> {
-    fn default() -> Self {
-        Self {
-            version: 0,
-            hash: Vec::new(),
-            state: S::default(),
-            position: -1,
-        }
-    }
-}
-
-/// What the handler remembers of one assigned partition.
-pub(crate) struct PartitionMemory<S> {
-    pub(crate) streams: HashMap<(String, String), StreamEntry<S>>,
-    pub(crate) results: HashMap<(String, Uuid), CommandResult>,
-}
-
-impl<S> Default for PartitionMemory<S> {
-    fn default() -> Self {
-        Self {
-            streams: HashMap::new(),
-            results: HashMap::new(),
-        }
-    }
-}
 
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +90,8 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) context: HandlerContext,
     pub(crate) producer: FutureProducer,
     pub(crate) partitions: HashMap<i32, PartitionMemory<A::State>>,
+    /// The most streams and results remembered per partition.
+    pub(crate) bounds: MemoryBounds,
     /// Writes committed decision state to CQL in the background.
     pub(crate) writer: StateWriter,
     pub(crate) readiness: Readiness,
@@ -375,6 +344,7 @@ where
             Ok((state_batch, counts)) => {
                 self.merge(scratch);
                 self.writer.write(state_batch).await;
+                self.trim_memory().await;
                 metrics::histogram!("keel_handler_transaction_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("keel_handler_events_appended_total").increment(counts);
                 Ok(())
@@ -851,6 +821,28 @@ where
         })?;
         transactional(|| self.producer.commit_transaction(TXN_TIMEOUT))?;
         Ok(())
+    }
+
+    /// Keeps each partition's memory within its bounds: once the state writer has put
+    /// everything committed into the CQL store, entries are dropped there (`memory.rs`). A
+    /// writer that cannot catch up soon (the store is struggling) leaves memory as it is
+    /// for now: holding more for a while is better than deciding from a store behind.
+    async fn trim_memory(&mut self) {
+        let bounds = self.bounds;
+        if self.partitions.values().any(|memory| memory.over(bounds)) {
+            if self.writer.caught_up(MEMORY_TRIM_WAIT).await {
+                for memory in self.partitions.values_mut() {
+                    memory.trim(bounds);
+                }
+            } else {
+                tracing::warn!("decision state not yet in the store; memory stays above its bounds for now");
+            }
+        }
+        let (streams, results) = self.partitions.values().fold((0, 0), |(streams, results), memory| {
+            (streams + memory.streams.len(), results + memory.results.len())
+        });
+        metrics::gauge!("keel_handler_memory_streams").set(streams as f64);
+        metrics::gauge!("keel_handler_memory_results").set(results as f64);
     }
 
     fn merge(&mut self, scratch: HashMap<i32, PartitionMemory<A::State>>) {
