@@ -282,13 +282,15 @@ where
             }
         }
         let state = &self.state;
-        let loaded_streams = join_all(streams.iter().map(|((tenant, stream), _)| state.stream(tenant, stream))).await;
-        let loaded_results = join_all(
-            results
-                .iter()
-                .map(|((tenant, command_id), _)| state.result(tenant, *command_id)),
-        )
-        .await;
+        // Streams and results are read together: both are point reads, independent.
+        let (loaded_streams, loaded_results) = futures::join!(
+            join_all(streams.iter().map(|((tenant, stream), _)| state.stream(tenant, stream))),
+            join_all(
+                results
+                    .iter()
+                    .map(|((tenant, command_id), _)| state.result(tenant, *command_id)),
+            )
+        );
         for ((key, partition), loaded) in streams.into_iter().zip(loaded_streams) {
             let record = self.retry_state(loaded)?;
             let entry = match record {
