@@ -267,8 +267,17 @@ struct HandlerRun {
     batch: usize,
 }
 
+/// A handler harness with the production memory bounds (the harness's own are small, so
+/// that tests exercise trimming).
+async fn bench_harness(partitions: i32) -> anyhow::Result<HandlerHarness> {
+    let mut harness = HandlerHarness::prepare(partitions).await?;
+    harness.config.memory_streams = keel_handler::config::DEFAULT_MEMORY_STREAMS;
+    harness.config.memory_results = keel_handler::config::DEFAULT_MEMORY_RESULTS;
+    Ok(harness)
+}
+
 async fn handler_throughput(args: &Args) -> anyhow::Result<HandlerRun> {
-    let mut harness = HandlerHarness::prepare(args.partitions).await?;
+    let mut harness = bench_harness(args.partitions).await?;
     harness.config.max_batch = 200;
     let stream = |i: usize| format!("c-{:05}", i % args.streams);
     eprintln!("bench: producing {} commands", args.commands);
@@ -520,7 +529,8 @@ fn watch_results(harness: &HandlerHarness) -> anyhow::Result<tokio::sync::mpsc::
 }
 
 async fn command_to_visible(args: &Args, steady_rate: u64) -> anyhow::Result<LatencyRun> {
-    let mut harness = HandlerHarness::start(args.partitions).await?;
+    let mut harness = bench_harness(args.partitions).await?;
+    harness.restart()?;
     let config = harness.projector_config(&unique_name("bench_visible"));
     let keyspace = config.keyspace.clone();
     let projector = tokio::spawn(keel_projector::run_customer_support(
@@ -620,7 +630,7 @@ async fn erasure_figures(args: &Args) -> anyhow::Result<ErasureRun> {
     use keel_erasure::{AdminCommand, System, erasure_stream};
     use keel_integration_tests::handler_harness::admin_credential;
 
-    let mut harness = HandlerHarness::prepare(args.partitions).await?;
+    let mut harness = bench_harness(args.partitions).await?;
     let email = |j: usize| SupportCommand::SendEmail {
         email_id: format!("e-{j}"),
         to: "someone@example.com".into(),

@@ -7,6 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 use keel_kafka::topics::{TopicNames, TopicSettings};
 
+/// Streams remembered per assigned partition unless configured (`KEEL_MEMORY_STREAMS`).
+pub const DEFAULT_MEMORY_STREAMS: usize = 50_000;
+/// Command results remembered per assigned partition unless configured
+/// (`KEEL_MEMORY_RESULTS`).
+pub const DEFAULT_MEMORY_RESULTS: usize = 50_000;
+
 /// Configuration of one handler instance.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "keel-handler", about = "Keel's command handler", version)]
@@ -81,11 +87,11 @@ pub struct HandlerConfig {
     /// Most streams remembered per assigned partition (version, last hash, folded state);
     /// beyond it, those written to least recently are read back from the CQL store when
     /// next needed.
-    #[arg(long, env = "KEEL_MEMORY_STREAMS", default_value_t = 50_000)]
+    #[arg(long, env = "KEEL_MEMORY_STREAMS", default_value_t = DEFAULT_MEMORY_STREAMS)]
     pub memory_streams: usize,
     /// Most command results remembered per assigned partition; beyond it, a duplicate
     /// command id is answered from the CQL store.
-    #[arg(long, env = "KEEL_MEMORY_RESULTS", default_value_t = 50_000)]
+    #[arg(long, env = "KEEL_MEMORY_RESULTS", default_value_t = DEFAULT_MEMORY_RESULTS)]
     pub memory_results: usize,
     /// Where the tenant and data-subject keys are.
     #[command(flatten)]
