@@ -11,7 +11,8 @@
 //! schema's `keel.subject` property ([`PayloadSchema`]).
 //!
 //! Everything here is pure except [`LocalFileKms`], the development KMS, and the key ring's
-//! cache counters ([`KEY_CACHE_HITS`], [`KEY_CACHE_MISSES`]) on the `metrics` facade.
+//! counters ([`KEY_CACHE_HITS`], [`KEY_CACHE_MISSES`], [`KEY_SEAL_RESERVATIONS`]) on the
+//! `metrics` facade.
 
 mod aead;
 mod cache;

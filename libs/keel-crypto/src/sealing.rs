@@ -74,7 +74,7 @@ impl Sealing {
 
     /// Adds `granted` reserved seals of `id` and makes it its owner's current version.
     pub(crate) fn grant(&mut self, id: &KeyId, created_at: i64, granted: u64) {
-        self.tick += 1;
+        // `get_mut` advances the tick, found or not: the new entry below is the latest used.
         if let Some(current) = self.get_mut(&id.tenant, &id.owner).filter(|c| c.id == *id) {
             current.left += granted;
             current.block = (current.block * 2).min(MAX_BLOCK);

@@ -77,6 +77,15 @@ fn unreadable(action: &str, error: impl std::fmt::Display) -> CryptoError {
     CryptoError::Store(format!("{action}: {error}"))
 }
 
+/// The `[applied]` column a lightweight transaction answers with first.
+fn was_applied(row: &Row) -> bool {
+    row.columns
+        .first()
+        .and_then(|column| column.as_ref())
+        .and_then(|value| value.as_boolean())
+        .unwrap_or(false)
+}
+
 fn to_bigint(value: u64) -> Result<i64, CryptoError> {
     i64::try_from(value).map_err(|_| CryptoError::Store(format!("seal count {value} exceeds bigint")))
 }
@@ -183,10 +192,7 @@ impl CqlKeyVault {
     ) -> Result<bool, CryptoError> {
         let rows = self.rows(statement, values, action).await?;
         let row = rows.maybe_first_row::<Row>().map_err(|e| unreadable(action, e))?;
-        Ok(row
-            .and_then(|r| r.columns.first().cloned().flatten())
-            .and_then(|v| v.as_boolean())
-            .unwrap_or(false))
+        Ok(row.as_ref().is_some_and(was_applied))
     }
 
     /// Runs a reservation's lightweight transaction: whether it applied, and if not, the
@@ -202,11 +208,10 @@ impl CqlKeyVault {
         let Some(row) = rows.maybe_first_row::<Row>().map_err(|e| unreadable(ACTION, e))? else {
             return Err(unreadable(ACTION, "no answer to a conditional statement"));
         };
-        let applied = row.columns.first().cloned().flatten().and_then(|v| v.as_boolean());
         let reserved = reserved_at
             .and_then(|index| row.columns.get(index).cloned().flatten())
             .and_then(|v| v.as_bigint());
-        Ok((applied.unwrap_or(false), reserved.map(from_bigint).transpose()?))
+        Ok((was_applied(&row), reserved.map(from_bigint).transpose()?))
     }
 
     /// The seals reserved of a key version, as a plain read (a hint; the transaction that
