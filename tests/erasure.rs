@@ -419,7 +419,7 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
     session.use_keyspace(&harness.config.keyspace, true).await?;
     let rows = session
         .query_unpaged(
-            "SELECT version, epoch, wrapped FROM vault_data_keys WHERE tenant = 'acme' AND owner = ?",
+            "SELECT version, epoch, wrapped FROM vault_keys_by_owner WHERE tenant = 'acme' AND owner = ?",
             (format!("s:{customer}"),),
         )
         .await?

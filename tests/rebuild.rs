@@ -136,7 +136,7 @@ async fn a_rebuild_serves_the_old_generation_until_it_switches_and_loses_nothing
         "old projection tables dropped: {tables:?}"
     );
     assert!(
-        tables.iter().any(|t| t == "vault_data_keys") && tables.iter().any(|t| t == "handler_streams"),
+        tables.iter().any(|t| t == "vault_keys_by_owner") && tables.iter().any(|t| t == "handler_streams"),
         "the control keyspace keeps its key vault and the handler's state: {tables:?}"
     );
     harness.stop().await

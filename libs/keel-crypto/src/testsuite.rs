@@ -227,6 +227,57 @@ pub async fn racing_reservations_never_overlap<V: KeyVault>(vault: &V) -> Result
     )
 }
 
+/// A key stored while its subject is being erased never outlives the erasure: once both
+/// are done, every lookup says destroyed and no listing holds the key.
+pub async fn an_insert_racing_an_erasure_never_outlives_it<V: KeyVault>(vault: &V) -> Result<(), SuiteFailure> {
+    let t = tenant();
+    for i in 0..40 {
+        let subject = format!("s-{i}");
+        let id = KeyId::subject(&t, &subject, 1);
+        let stored = key(id.clone(), 1);
+        let (inserted, destroyed) = tokio::join!(vault.insert(&stored), vault.destroy_subject(&t, &subject));
+        destroyed?;
+        check(
+            matches!(inserted, Ok(()) | Err(CryptoError::TenantDestroyed(_))),
+            &format!("the insert succeeds or finds the subject erased: {inserted:?}"),
+        )?;
+        check(
+            vault.get(&id).await? == KeyLookup::Destroyed
+                && vault.latest(&t, &KeyOwner::Subject(subject.clone())).await? == KeyLookup::Destroyed,
+            &format!("{subject}'s key reads as destroyed after the race"),
+        )?;
+    }
+    let listed = vault.live_keys(&t).await?;
+    check(
+        listed.is_empty(),
+        &format!("no erased subject's key is listed: {listed:?}"),
+    )
+}
+
+/// Listing finds every live key of a tenant with many subjects, and none of the erased.
+pub async fn live_keys_skip_erased_subjects<V: KeyVault>(vault: &V) -> Result<(), SuiteFailure> {
+    let t = tenant();
+    vault.insert(&key(KeyId::tenant(&t, 1), 1)).await?;
+    for i in 0..150 {
+        vault.insert(&key(KeyId::subject(&t, &format!("s-{i}"), 1), 1)).await?;
+    }
+    vault.insert(&key(KeyId::subject(&t, "s-0", 2), 1)).await?;
+    for i in 0..10 {
+        vault.destroy_subject(&t, &format!("s-{i}")).await?;
+    }
+    let mut listed: Vec<KeyId> = vault.live_keys(&t).await?.into_iter().map(|k| k.id).collect();
+    listed.sort();
+    let mut expected: Vec<KeyId> = (10..150)
+        .map(|i| KeyId::subject(&t, &format!("s-{i}"), 1))
+        .chain([KeyId::tenant(&t, 1)])
+        .collect();
+    expected.sort();
+    check(
+        listed == expected,
+        &format!("{} keys listed, {} live", listed.len(), expected.len()),
+    )
+}
+
 /// Runs every case of the suite as its own `#[tokio::test]`, each with a vault from the
 /// given async factory (`async fn() -> Result<V, E>`).
 #[macro_export]
@@ -236,7 +287,8 @@ macro_rules! key_vault_suite {
             insert_then_get, missing_key_is_unknown, duplicate_version_conflicts,
             latest_is_highest_version, destroy_subject_destroys_every_version_only,
             destroy_tenant_destroys_its_keys_only, live_keys_and_rewrap,
-            seal_reservations_stop_at_the_limit, racing_reservations_never_overlap);
+            seal_reservations_stop_at_the_limit, racing_reservations_never_overlap,
+            an_insert_racing_an_erasure_never_outlives_it, live_keys_skip_erased_subjects);
     };
     (@cases $factory:path; $($case:ident),*) => {
         $(

@@ -1,25 +1,40 @@
 //! `CqlKeyVault`: the [`KeyVault`] port on ScyllaDB (Cassandra 5.0 locally).
 //!
-//! Three plain tables (`cql/schema.cql`), each partitioned by tenant: wrapped data keys,
-//! erasure markers, and the seals reserved per key version. Reads and rewrites of keys are
-//! plain statements; creating a key version (rare: first use and rotation), re-wrapping and
-//! reserving a block of seals use a lightweight transaction, so two handlers racing to
-//! create the same version see a [`CryptoError::Conflict`] and two racing reservations never
-//! get the same seals. Erasure deletes the rows and writes a marker, so later lookups say
-//! [`KeyLookup::Destroyed`] rather than unknown. The vault never sees a plaintext key.
+//! Four plain tables (`cql/schema.cql`): wrapped data keys and the seals reserved per key
+//! version, both with one partition per key owner (a tenant's own key or one data subject's);
+//! a listing of each tenant's owners in 64 buckets; and erasure markers per tenant. Reads
+//! and deletes are plain statements; creating a key version (rare: first use and rotation),
+//! re-wrapping and reserving a block of seals use a lightweight transaction, so two handlers
+//! racing to create the same version see a [`CryptoError::Conflict`] and two racing
+//! reservations never get the same seals. Those transactions serialise per partition only,
+//! so one subject's never wait for another's.
+//!
+//! Erasure writes a marker, then deletes the rows. A marker outranks any key row: lookups
+//! read both at once and answer [`KeyLookup::Destroyed`], a key stored by a process that
+//! raced the erasure included, and a rotation never re-wraps such a key. The vault never
+//! sees a plaintext key.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
 use keel_crypto::{CREATOR_SEALS, CryptoError, KeyId, KeyLookup, KeyOwner, KeyVault, WrappedKey};
 use scylla::client::session::Session;
 use scylla::errors::ExecutionError;
 use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::Row;
+use sha2::{Digest, Sha256};
 
 const SCHEMA: &str = include_str!("cql/schema.cql");
 const WHOLE_TENANT: &str = "*";
+
+/// Buckets of a tenant's owner listing (`vault_owners_by_tenant`); part of the stored
+/// layout: changing it would hide the owners listed under the old count.
+const OWNER_BUCKETS: i32 = 64;
+
+/// Statements a listing, re-wrap or tenant erasure keeps in flight at once.
+const CONCURRENCY: usize = 32;
 
 /// Wrapped keys on a CQL session whose current keyspace holds (or will hold) the tables.
 pub struct CqlKeyVault {
@@ -27,17 +42,20 @@ pub struct CqlKeyVault {
     insert_key: PreparedStatement,
     select_key: PreparedStatement,
     select_latest: PreparedStatement,
-    select_tenant_keys: PreparedStatement,
+    select_owner_keys: PreparedStatement,
+    delete_key: PreparedStatement,
     update_wrapping: PreparedStatement,
     delete_owner: PreparedStatement,
-    delete_tenant: PreparedStatement,
+    insert_owner: PreparedStatement,
+    select_owners: PreparedStatement,
+    delete_owners: PreparedStatement,
     insert_destroyed: PreparedStatement,
     select_destroyed: PreparedStatement,
+    select_tenant_destroyed: PreparedStatement,
     select_reservation: PreparedStatement,
     insert_reservation: PreparedStatement,
     update_reservation: PreparedStatement,
     delete_owner_reservations: PreparedStatement,
-    delete_tenant_reservations: PreparedStatement,
 }
 
 /// Reservations lost to racing processes before a reservation gives up (as unavailable).
@@ -54,6 +72,12 @@ fn owner_key(owner: &KeyOwner) -> String {
         KeyOwner::Tenant => "t".to_owned(),
         KeyOwner::Subject(s) => format!("s:{s}"),
     }
+}
+
+/// The bucket of the tenant's owner listing that holds `owner`: the first byte of its
+/// SHA-256, modulo [`OWNER_BUCKETS`] (stable across builds and languages).
+fn owner_bucket(owner: &str) -> i32 {
+    i32::from(Sha256::digest(owner.as_bytes())[0]) % OWNER_BUCKETS
 }
 
 fn parse_owner(owner: &str) -> Result<KeyOwner, CryptoError> {
@@ -137,17 +161,20 @@ impl CqlKeyVault {
             insert_key: prepare(include_str!("cql/insert_key.cql")).await?,
             select_key: prepare(include_str!("cql/select_key.cql")).await?,
             select_latest: prepare(include_str!("cql/select_latest.cql")).await?,
-            select_tenant_keys: prepare(include_str!("cql/select_tenant_keys.cql")).await?,
+            select_owner_keys: prepare(include_str!("cql/select_owner_keys.cql")).await?,
+            delete_key: prepare(include_str!("cql/delete_key.cql")).await?,
             update_wrapping: prepare(include_str!("cql/update_wrapping.cql")).await?,
             delete_owner: prepare(include_str!("cql/delete_owner.cql")).await?,
-            delete_tenant: prepare(include_str!("cql/delete_tenant.cql")).await?,
+            insert_owner: prepare(include_str!("cql/insert_owner.cql")).await?,
+            select_owners: prepare(include_str!("cql/select_owners.cql")).await?,
+            delete_owners: prepare(include_str!("cql/delete_owners.cql")).await?,
             insert_destroyed: prepare(include_str!("cql/insert_destroyed.cql")).await?,
             select_destroyed: prepare(include_str!("cql/select_destroyed.cql")).await?,
+            select_tenant_destroyed: prepare(include_str!("cql/select_tenant_destroyed.cql")).await?,
             select_reservation: prepare(include_str!("cql/select_reservation.cql")).await?,
             insert_reservation: prepare(include_str!("cql/insert_reservation.cql")).await?,
             update_reservation: prepare(include_str!("cql/update_reservation.cql")).await?,
             delete_owner_reservations: prepare(include_str!("cql/delete_owner_reservations.cql")).await?,
-            delete_tenant_reservations: prepare(include_str!("cql/delete_tenant_reservations.cql")).await?,
             session,
         })
     }
@@ -175,13 +202,80 @@ impl CqlKeyVault {
         Ok(rows.rows_num() > 0)
     }
 
-    async fn lookup(&self, tenant: &str, owner: &KeyOwner, row: Option<KeyRow>) -> Result<KeyLookup, CryptoError> {
+    /// A key read (`select` on `values`) and the owner's erasure markers, at once: a
+    /// marker outranks any row.
+    async fn lookup(
+        &self,
+        tenant: &str,
+        owner: &KeyOwner,
+        select: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        action: &str,
+    ) -> Result<KeyLookup, CryptoError> {
         let key = owner_key(owner);
+        let (rows, destroyed) = futures::join!(self.rows(select, values, action), self.destroyed(tenant, &key));
+        if destroyed? {
+            return Ok(KeyLookup::Destroyed);
+        }
+        let row = rows?.maybe_first_row::<KeyRow>().map_err(|e| unreadable(action, e))?;
         match row {
             Some(row) => Ok(KeyLookup::Live(wrapped(tenant, owner.clone(), row)?)),
-            None if self.destroyed(tenant, &key).await? => Ok(KeyLookup::Destroyed),
             None => Ok(KeyLookup::Unknown),
         }
+    }
+
+    /// Runs a plain statement that answers with no rows.
+    async fn run(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        action: &str,
+    ) -> Result<(), CryptoError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map(|_| ())
+            .map_err(|e| execution(action, e))
+    }
+
+    /// Every row of a paged single-partition query, decoded as `T`.
+    async fn all_rows<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow + Clone,
+        action: &str,
+    ) -> Result<Vec<T>, CryptoError>
+    where
+        T: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+    {
+        let mut all = Vec::new();
+        let mut state = scylla::response::PagingState::start();
+        loop {
+            let (result, paging) = self
+                .session
+                .execute_single_page(statement, values.clone(), state)
+                .await
+                .map_err(|e| execution(action, e))?;
+            let rows = result.into_rows_result().map_err(|e| unreadable(action, e))?;
+            for row in rows.rows::<T>().map_err(|e| unreadable(action, e))? {
+                all.push(row.map_err(|e| unreadable(action, e))?);
+            }
+            match paging.into_paging_control_flow() {
+                std::ops::ControlFlow::Break(()) => return Ok(all),
+                std::ops::ControlFlow::Continue(next) => state = next,
+            }
+        }
+    }
+
+    /// Every owner the tenant ever gave a key to, erased ones included.
+    async fn owners(&self, tenant: &str) -> Result<Vec<String>, CryptoError> {
+        const ACTION: &str = "listing a tenant's key owners";
+        let buckets = futures::stream::iter(0..OWNER_BUCKETS)
+            .map(|bucket| self.all_rows::<(String,)>(&self.select_owners, (tenant, bucket), ACTION))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(buckets.into_iter().flatten().map(|(owner,)| owner).collect())
     }
 
     async fn applied(
@@ -230,48 +324,54 @@ impl CqlKeyVault {
 impl KeyVault for CqlKeyVault {
     async fn insert(&self, key: &WrappedKey) -> Result<(), CryptoError> {
         const ACTION: &str = "storing a wrapped key";
+        let tenant = &key.id.tenant;
         let owner = owner_key(&key.id.owner);
-        if self.destroyed(&key.id.tenant, &owner).await? {
-            return Err(CryptoError::TenantDestroyed(key.id.tenant.clone()));
+        let version = to_int(key.id.version, "version")?;
+        if self.destroyed(tenant, &owner).await? {
+            return Err(CryptoError::TenantDestroyed(tenant.clone()));
         }
+        // Listed first: a key is never stored where a rotation cannot find it.
+        self.run(&self.insert_owner, (tenant, owner_bucket(&owner), &owner), ACTION)
+            .await?;
         let values = (
-            &key.id.tenant,
+            tenant,
             &owner,
-            to_int(key.id.version, "version")?,
+            version,
             to_int(key.epoch, "epoch")?,
             &key.wrapped,
             key.created_at,
         );
-        if self.applied(&self.insert_key, values, ACTION).await? {
-            Ok(())
-        } else {
-            Err(CryptoError::Conflict {
-                tenant: key.id.tenant.clone(),
+        if !self.applied(&self.insert_key, values, ACTION).await? {
+            return Err(CryptoError::Conflict {
+                tenant: tenant.clone(),
                 key_id: key.id.to_string(),
-            })
+            });
         }
+        // An erasure that began after the check above may have deleted the owner's rows
+        // before this one landed: then this key must not live on.
+        if self.destroyed(tenant, &owner).await? {
+            self.run(&self.delete_key, (tenant, &owner, version), ACTION).await?;
+            return Err(CryptoError::TenantDestroyed(tenant.clone()));
+        }
+        Ok(())
     }
 
     async fn get(&self, id: &KeyId) -> Result<KeyLookup, CryptoError> {
-        const ACTION: &str = "reading a wrapped key";
-        let rows = self
-            .rows(
-                &self.select_key,
-                (&id.tenant, owner_key(&id.owner), to_int(id.version, "version")?),
-                ACTION,
-            )
-            .await?;
-        let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
-        self.lookup(&id.tenant, &id.owner, row).await
+        let values = (&id.tenant, owner_key(&id.owner), to_int(id.version, "version")?);
+        self.lookup(&id.tenant, &id.owner, &self.select_key, values, "reading a wrapped key")
+            .await
     }
 
     async fn latest(&self, tenant: &str, owner: &KeyOwner) -> Result<KeyLookup, CryptoError> {
-        const ACTION: &str = "reading the latest wrapped key";
-        let rows = self
-            .rows(&self.select_latest, (tenant, owner_key(owner)), ACTION)
-            .await?;
-        let row = rows.maybe_first_row::<KeyRow>().map_err(|e| unreadable(ACTION, e))?;
-        self.lookup(tenant, owner, row).await
+        let values = (tenant, owner_key(owner));
+        self.lookup(
+            tenant,
+            owner,
+            &self.select_latest,
+            values,
+            "reading the latest wrapped key",
+        )
+        .await
     }
 
     async fn rewrap(&self, key: &WrappedKey) -> Result<(), CryptoError> {
@@ -297,66 +397,58 @@ impl KeyVault for CqlKeyVault {
         const ACTION: &str = "destroying a subject's keys";
         let owner = owner_key(&KeyOwner::Subject(subject.to_owned()));
         // Marker first: a crash in between leaves the subject erased, never half-alive.
-        self.session
-            .execute_unpaged(&self.insert_destroyed, (tenant, &owner))
+        self.run(&self.insert_destroyed, (tenant, &owner), ACTION).await?;
+        self.run(&self.delete_owner, (tenant, &owner), ACTION).await?;
+        self.run(&self.delete_owner_reservations, (tenant, &owner), ACTION)
             .await
-            .map_err(|e| execution(ACTION, e))?;
-        self.session
-            .execute_unpaged(&self.delete_owner, (tenant, &owner))
-            .await
-            .map_err(|e| execution(ACTION, e))?;
-        self.session
-            .execute_unpaged(&self.delete_owner_reservations, (tenant, &owner))
-            .await
-            .map_err(|e| execution(ACTION, e))?;
-        Ok(())
     }
 
     async fn destroy_tenant(&self, tenant: &str) -> Result<(), CryptoError> {
         const ACTION: &str = "destroying a tenant's keys";
-        self.session
-            .execute_unpaged(&self.insert_destroyed, (tenant, WHOLE_TENANT))
+        self.run(&self.insert_destroyed, (tenant, WHOLE_TENANT), ACTION).await?;
+        let owners = self.owners(tenant).await?;
+        futures::stream::iter(owners)
+            .map(|owner| async move {
+                self.run(&self.delete_owner, (tenant, &owner), ACTION).await?;
+                self.run(&self.delete_owner_reservations, (tenant, &owner), ACTION)
+                    .await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        futures::stream::iter(0..OWNER_BUCKETS)
+            .map(|bucket| self.run(&self.delete_owners, (tenant, bucket), ACTION))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
             .await
-            .map_err(|e| execution(ACTION, e))?;
-        self.session
-            .execute_unpaged(&self.delete_tenant, (tenant,))
-            .await
-            .map_err(|e| execution(ACTION, e))?;
-        self.session
-            .execute_unpaged(&self.delete_tenant_reservations, (tenant,))
-            .await
-            .map_err(|e| execution(ACTION, e))?;
-        Ok(())
     }
 
     async fn live_keys(&self, tenant: &str) -> Result<Vec<WrappedKey>, CryptoError> {
         const ACTION: &str = "listing a tenant's keys";
-        let mut keys = Vec::new();
-        let mut state = scylla::response::PagingState::start();
-        loop {
-            let (result, paging) = self
-                .session
-                .execute_single_page(&self.select_tenant_keys, (tenant,), state)
-                .await
-                .map_err(|e| execution(ACTION, e))?;
-            let rows = result.into_rows_result().map_err(|e| unreadable(ACTION, e))?;
-            for row in rows
-                .rows::<(String, i32, i32, Vec<u8>, i64)>()
-                .map_err(|e| unreadable(ACTION, e))?
-            {
-                let (owner, version, epoch, bytes, created_at) = row.map_err(|e| unreadable(ACTION, e))?;
-                keys.push(wrapped(
-                    tenant,
-                    parse_owner(&owner)?,
-                    (version, epoch, bytes, created_at),
-                )?);
-            }
-            match paging.into_paging_control_flow() {
-                std::ops::ControlFlow::Break(()) => break,
-                std::ops::ControlFlow::Continue(next) => state = next,
-            }
+        let destroyed: std::collections::HashSet<String> = self
+            .all_rows::<(String,)>(&self.select_tenant_destroyed, (tenant,), ACTION)
+            .await?
+            .into_iter()
+            .map(|(owner,)| owner)
+            .collect();
+        if destroyed.contains(WHOLE_TENANT) {
+            return Ok(Vec::new());
         }
-        Ok(keys)
+        let mut owners = self.owners(tenant).await?;
+        owners.retain(|owner| !destroyed.contains(owner));
+        let keys = futures::stream::iter(owners)
+            .map(|owner| async move {
+                let parsed = parse_owner(&owner)?;
+                self.all_rows::<KeyRow>(&self.select_owner_keys, (tenant, &owner), ACTION)
+                    .await?
+                    .into_iter()
+                    .map(|row| wrapped(tenant, parsed.clone(), row))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(keys.into_iter().flatten().collect())
     }
 
     async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> Result<u64, CryptoError> {

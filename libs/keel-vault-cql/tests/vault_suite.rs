@@ -12,3 +12,40 @@ async fn vault() -> TestResult<CqlKeyVault> {
 }
 
 keel_crypto::key_vault_suite!(vault);
+
+/// A key row of an erased subject, as a process that crashed between storing the key and
+/// checking for a racing erasure leaves it: the marker outranks it.
+#[tokio::test]
+async fn a_key_row_left_behind_an_erasure_reads_as_destroyed() -> TestResult {
+    use keel_crypto::{KeyId, KeyLookup, KeyOwner, KeyVault};
+
+    let keyspace = TestKeyspace::create("vault").await?;
+    let session = Arc::new(keyspace.into_session());
+    let vault = CqlKeyVault::new(Arc::clone(&session)).await?;
+    vault.destroy_subject("acme", "alice").await?;
+    session
+        .query_unpaged(
+            "INSERT INTO vault_keys_by_owner (tenant, owner, version, epoch, wrapped, created_at) \
+             VALUES ('acme', 's:alice', 1, 1, 0x00, 0)",
+            (),
+        )
+        .await?;
+    session
+        .query_unpaged(
+            "INSERT INTO vault_owners_by_tenant (tenant, bucket, owner) VALUES ('acme', 0, 's:alice')",
+            (),
+        )
+        .await?;
+    let alice = KeyOwner::Subject("alice".into());
+    assert_eq!(
+        vault.get(&KeyId::subject("acme", "alice", 1)).await?,
+        KeyLookup::Destroyed
+    );
+    assert_eq!(vault.latest("acme", &alice).await?, KeyLookup::Destroyed);
+    assert_eq!(
+        vault.live_keys("acme").await?,
+        Vec::new(),
+        "a rotation never re-wraps it"
+    );
+    Ok(())
+}
