@@ -2,6 +2,8 @@
 //! unwraps keys to open with, re-wraps under a new KEK epoch, and erases.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{StreamExt, TryStreamExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aead::DataKey;
@@ -37,6 +39,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 /// The fewest owners (tenant or subject keys) whose reserved seals a key ring remembers,
 /// even with a smaller key cache: forgetting one costs a vault read and a reservation.
 pub const SEALING_OWNERS: usize = 1024;
+
+/// Keys a KEK rotation re-wraps at once.
+const REWRAP_CONCURRENCY: usize = 16;
 
 /// Counter of keys served from the cache of unwrapped keys.
 pub const KEY_CACHE_HITS: &str = "keel_key_cache_hits_total";
@@ -245,16 +250,30 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     /// Returns the new epoch; older epochs can then be destroyed with [`Self::destroy_epoch`].
     pub async fn rotate_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
         let epoch = self.kms.new_epoch(tenant).await?;
-        for key in self.vault.live_keys(tenant).await? {
-            if key.epoch == epoch {
-                continue;
-            }
-            let context = key.id.to_string();
-            let raw = self.kms.unwrap(tenant, key.epoch, &context, &key.wrapped).await?;
-            let wrapped = self.kms.wrap(tenant, epoch, &context, &raw).await?;
-            self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await?;
-        }
+        let mut keys = self.vault.live_keys(tenant).await?;
+        keys.retain(|key| key.epoch != epoch);
+        self.rewrap_all(tenant, epoch, keys).await?;
         Ok(epoch)
+    }
+
+    /// Re-wraps `keys` under `epoch`, [`REWRAP_CONCURRENCY`] at a time (each key is its own
+    /// vault transaction); a key erased meanwhile needs none and is skipped. Returns how
+    /// many were re-wrapped.
+    async fn rewrap_all(&self, tenant: &str, epoch: KekEpoch, keys: Vec<WrappedKey>) -> Result<usize, CryptoError> {
+        futures::stream::iter(keys)
+            .map(|key| async move {
+                let context = key.id.to_string();
+                let raw = self.kms.unwrap(tenant, key.epoch, &context, &key.wrapped).await?;
+                let wrapped = self.kms.wrap(tenant, epoch, &context, &raw).await?;
+                match self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await {
+                    Ok(()) => Ok(1),
+                    Err(CryptoError::KeyNotFound { .. }) => Ok(0),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(REWRAP_CONCURRENCY)
+            .try_fold(0, |total, one| async move { Ok(total + one) })
+            .await
     }
 
     /// Second half of a KEK rotation (the first is [`Kms::new_epoch`]): re-wraps every live
@@ -286,13 +305,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                     destroyed: (1..epoch).collect(),
                 });
             }
-            for key in stale {
-                let context = key.id.to_string();
-                let raw = self.kms.unwrap(tenant, key.epoch, &context, &key.wrapped).await?;
-                let wrapped = self.kms.wrap(tenant, epoch, &context, &raw).await?;
-                self.vault.rewrap(&WrappedKey { epoch, wrapped, ..key }).await?;
-                rewrapped += 1;
-            }
+            rewrapped += self.rewrap_all(tenant, epoch, stale).await?;
         }
         Err(CryptoError::EpochInUse {
             tenant: tenant.to_owned(),

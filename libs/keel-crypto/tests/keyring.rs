@@ -321,3 +321,65 @@ fn key_cache_hits_and_misses_are_counted() -> Result {
     assert_eq!(counted.get(keel_crypto::KEY_CACHE_MISSES), Some(&1), "{counted:?}");
     Ok(())
 }
+
+/// A vault whose next listing still holds keys erased after it was read, as a rotation
+/// racing an erasure sees it.
+struct ListsErasedKeys {
+    inner: Arc<InMemoryKeyVault>,
+    erased: std::sync::Mutex<Vec<keel_crypto::WrappedKey>>,
+}
+
+#[async_trait::async_trait]
+impl KeyVault for ListsErasedKeys {
+    async fn insert(&self, key: &keel_crypto::WrappedKey) -> std::result::Result<(), CryptoError> {
+        self.inner.insert(key).await
+    }
+    async fn get(&self, id: &KeyId) -> std::result::Result<KeyLookup, CryptoError> {
+        self.inner.get(id).await
+    }
+    async fn latest(&self, tenant: &str, owner: &KeyOwner) -> std::result::Result<KeyLookup, CryptoError> {
+        self.inner.latest(tenant, owner).await
+    }
+    async fn rewrap(&self, key: &keel_crypto::WrappedKey) -> std::result::Result<(), CryptoError> {
+        self.inner.rewrap(key).await
+    }
+    async fn destroy_subject(&self, tenant: &str, subject: &str) -> std::result::Result<(), CryptoError> {
+        self.inner.destroy_subject(tenant, subject).await
+    }
+    async fn destroy_tenant(&self, tenant: &str) -> std::result::Result<(), CryptoError> {
+        self.inner.destroy_tenant(tenant).await
+    }
+    async fn live_keys(&self, tenant: &str) -> std::result::Result<Vec<keel_crypto::WrappedKey>, CryptoError> {
+        let mut keys = self.inner.live_keys(tenant).await?;
+        keys.extend(std::mem::take(&mut *self.erased.lock().expect("lock")));
+        Ok(keys)
+    }
+    async fn reserve_seals(&self, id: &KeyId, count: u64, limit: u64) -> std::result::Result<u64, CryptoError> {
+        self.inner.reserve_seals(id, count, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_skips_a_key_erased_while_it_runs() -> Result {
+    let (kms, vault) = (Arc::new(InMemoryKms::new()), Arc::new(InMemoryKeyVault::new()));
+    let setup = KeyRing::new(Arc::clone(&kms), Arc::clone(&vault), RotationPolicy::default(), 8);
+    setup.seal_key("acme", &KeyOwner::Tenant).await?;
+    let (bob, _) = setup.seal_key("acme", &KeyOwner::Subject("bob".into())).await?;
+    let listed_before = vault.live_keys("acme").await?;
+    setup.erase_subject("acme", "bob").await?;
+    let ring = KeyRing::new(
+        kms,
+        ListsErasedKeys {
+            inner: Arc::clone(&vault),
+            erased: std::sync::Mutex::new(listed_before.into_iter().filter(|key| key.id == bob).collect()),
+        },
+        RotationPolicy::default(),
+        8,
+    );
+    let epoch = ring.rotate_epoch("acme").await?;
+    let retired = ring.retire_epochs_before("acme", epoch).await?;
+    assert_eq!(retired.destroyed, [1], "the rotation completes");
+    assert_eq!(vault.get(&bob).await?, KeyLookup::Destroyed, "bob's key stays erased");
+    assert!(ring.open_key(&KeyId::tenant("acme", 1)).await?.is_some());
+    Ok(())
+}
