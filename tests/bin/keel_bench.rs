@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
                 value: erasure.rotation_seconds,
                 unit: "s",
                 note: format!(
-                    "{} live keys re-wrapped, older epochs destroyed (development file KMS, one CQL write per key)",
+                    "{} live keys re-wrapped, older epochs destroyed (development file KMS, one lightweight transaction per key, 16 at once)",
                     erasure.rewrapped
                 ),
             },
