@@ -544,3 +544,19 @@ pub async fn key_ring(args: &KeyArgs, session: Arc<Session>) -> Result<ServiceKe
         std::time::Duration::from_millis(args.key_cache_ttl_ms),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buckets are part of the stored layout: an owner listed under one bucket must be
+    /// looked for there by every later build (values computed independently with Python's
+    /// hashlib: `sha256(owner)[0] % 64`).
+    #[test]
+    fn owner_buckets_are_stable() {
+        assert_eq!(
+            [owner_bucket("t"), owner_bucket("s:alice"), owner_bucket("s:bob")],
+            [35, 22, 49]
+        );
+    }
+}
