@@ -2,9 +2,9 @@
 //! unwraps keys to open with, re-wraps under a new KEK epoch, and erases.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::aead::DataKey;
 use crate::cache::KeyCache;
