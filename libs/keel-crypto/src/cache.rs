@@ -1,6 +1,6 @@
 //! A bounded cache of unwrapped data keys with explicit eviction and a bounded lifetime.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,12 @@ impl KeyCache {
         }
     }
 
-    pub(crate) fn get(&mut self, id: &KeyId) -> Option<Arc<DataKey>> {
+    /// The key `id` if cached and unwrapped less than the lifetime before `now` (the caller
+    /// reads the clock once for everything it checks).
+    pub(crate) fn get(&mut self, id: &KeyId, now: Instant) -> Option<Arc<DataKey>> {
         self.tick += 1;
         let entry = self.entries.get_mut(id)?;
-        if entry.loaded.elapsed() < self.ttl {
+        if now.saturating_duration_since(entry.loaded) < self.ttl {
             entry.used = self.tick;
             return Some(Arc::clone(&entry.key));
         }
@@ -107,9 +109,12 @@ mod tests {
     fn a_key_is_served_until_its_lifetime_ends_then_forgotten() {
         let mut cache = KeyCache::new(8, Duration::from_millis(50));
         cache.insert(id(1), Arc::new(DataKey::generate().0));
-        assert!(cache.get(&id(1)).is_some());
+        assert!(cache.get(&id(1), Instant::now()).is_some());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(cache.get(&id(1)).is_none(), "an expired key must not be served");
+        assert!(
+            cache.get(&id(1), Instant::now()).is_none(),
+            "an expired key must not be served"
+        );
         assert_eq!(cache.len(), 0, "an expired key is dropped, not just hidden");
     }
 
@@ -117,7 +122,7 @@ mod tests {
     fn a_zero_lifetime_caches_nothing() {
         let mut cache = KeyCache::new(8, Duration::ZERO);
         cache.insert(id(1), Arc::new(DataKey::generate().0));
-        assert!(cache.get(&id(1)).is_none());
+        assert!(cache.get(&id(1), Instant::now()).is_none());
     }
 
     #[test]
@@ -125,10 +130,10 @@ mod tests {
         let mut cache = KeyCache::new(2, Duration::from_secs(60));
         cache.insert(id(1), Arc::new(DataKey::generate().0));
         cache.insert(id(2), Arc::new(DataKey::generate().0));
-        assert!(cache.get(&id(1)).is_some());
+        assert!(cache.get(&id(1), Instant::now()).is_some());
         cache.insert(id(3), Arc::new(DataKey::generate().0));
-        assert!(cache.get(&id(2)).is_none());
-        assert!(cache.get(&id(1)).is_some());
-        assert!(cache.get(&id(3)).is_some());
+        assert!(cache.get(&id(2), Instant::now()).is_none());
+        assert!(cache.get(&id(1), Instant::now()).is_some());
+        assert!(cache.get(&id(3), Instant::now()).is_some());
     }
 }

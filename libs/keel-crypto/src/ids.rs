@@ -57,10 +57,17 @@ impl KeyId {
     /// The short id written in envelopes (`t<version>` or `s<version>`); tenant and
     /// subject travel in their own fields.
     pub fn short(&self) -> String {
-        match self.owner {
-            KeyOwner::Tenant => format!("t{}", self.version),
-            KeyOwner::Subject(_) => format!("s{}", self.version),
-        }
+        let kind = match self.owner {
+            KeyOwner::Tenant => 't',
+            KeyOwner::Subject(_) => 's',
+        };
+        // Once per seal: `itoa` spares the formatting machinery.
+        let mut version = itoa::Buffer::new();
+        let digits = version.format(self.version);
+        let mut short = String::with_capacity(1 + digits.len());
+        short.push(kind);
+        short.push_str(digits);
+        short
     }
 
     /// Parses a short id written by [`KeyId::short`] back, given its tenant and subject.

@@ -2,7 +2,7 @@
 //! unwraps keys to open with, re-wraps under a new KEK epoch, and erases.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -83,18 +83,14 @@ struct Memory {
 
 impl Memory {
     /// One seal of the current key of `owner`, if this process holds one, the key is cached
-    /// and not due for rotation by age.
-    fn seal_with_current(
-        &mut self,
-        tenant: &str,
-        owner: &KeyOwner,
-        policy: &RotationPolicy,
-    ) -> Option<(KeyId, Arc<DataKey>)> {
+    /// and not due for rotation by age. Reads the clock once and builds nothing but the id.
+    fn seal_with_current(&mut self, tenant: &str, owner: &KeyOwner) -> Option<(KeyId, Arc<DataKey>)> {
+        let now = Instant::now();
         let current = self.sealing.get_mut(tenant, owner)?;
-        if current.left == 0 || too_old(policy, current.created_at) {
+        if current.left == 0 || now >= current.rotate_at {
             return None;
         }
-        let key = self.cache.get(&current.id)?;
+        let key = self.cache.get(&current.id, now)?;
         current.left -= 1;
         Some((current.id.clone(), key))
     }
@@ -103,6 +99,17 @@ impl Memory {
 /// Whether a key created at `created_at` must be replaced by age.
 fn too_old(policy: &RotationPolicy, created_at: i64) -> bool {
     now_secs().saturating_sub(created_at) >= policy.max_age_secs
+}
+
+/// When a key created at `created_at` (wall clock, as the vault stores it) is due for
+/// rotation by age, on the monotonic clock the seal path reads: one clock read per seal.
+/// Ages beyond a century are capped there.
+fn rotate_at(policy: &RotationPolicy, created_at: i64) -> Instant {
+    const CENTURY: u64 = 100 * 365 * 24 * 3600;
+    let left = created_at
+        .saturating_add(policy.max_age_secs)
+        .saturating_sub(now_secs());
+    Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0).min(CENTURY))
 }
 
 impl<K, V> std::fmt::Debug for KeyRing<K, V> {
@@ -162,7 +169,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
     /// is cached and seals are left, no vault call happens: a process that learns of an
     /// erasure made elsewhere must call [`Self::evict_subject`] / [`Self::evict_tenant`].
     pub async fn seal_key(&self, tenant: &str, owner: &KeyOwner) -> Result<(KeyId, Arc<DataKey>), CryptoError> {
-        let current = lock(&self.memory)?.seal_with_current(tenant, owner, &self.policy);
+        let current = lock(&self.memory)?.seal_with_current(tenant, owner);
         if let Some(found) = current {
             metrics::counter!("keel_key_cache_hits_total").increment(1);
             return Ok(found);
@@ -191,9 +198,11 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
             match self.create(&id).await {
                 Ok(data_key) => {
                     let mut memory = lock(&self.memory)?;
-                    memory
-                        .sealing
-                        .grant(&id, now_secs(), CREATOR_SEALS.min(self.policy.max_seals));
+                    memory.sealing.grant(
+                        &id,
+                        rotate_at(&self.policy, now_secs()),
+                        CREATOR_SEALS.min(self.policy.max_seals),
+                    );
                     if memory.sealing.take(&id) {
                         return Ok((id, data_key));
                     }
@@ -223,7 +232,9 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         if granted == 0 {
             return Ok(false);
         }
-        lock(&self.memory)?.sealing.grant(&key.id, key.created_at, granted);
+        lock(&self.memory)?
+            .sealing
+            .grant(&key.id, rotate_at(&self.policy, key.created_at), granted);
         Ok(true)
     }
 
@@ -407,7 +418,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
 
     /// A key served from the cache, counted as a hit (`keel_key_cache_hits_total`).
     fn cached(&self, id: &KeyId) -> Result<Option<Arc<DataKey>>, CryptoError> {
-        let found = lock(&self.memory)?.cache.get(id);
+        let found = lock(&self.memory)?.cache.get(id, Instant::now());
         if found.is_some() {
             metrics::counter!("keel_key_cache_hits_total").increment(1);
         }

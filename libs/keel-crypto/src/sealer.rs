@@ -142,7 +142,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
                 .iter()
                 .any(|r: &KeyRef| r.key_id == key_id && r.subject_id.as_deref() == Some(subject.as_str()))
             {
-                key_refs.push(key_ref(&id));
+                key_refs.push(key_ref(&id, key_id.clone()));
             }
             subjects.insert(subject.clone());
             sealed_fields.push(SealedField {
@@ -157,7 +157,7 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         let (id, key) = self.seal_key(ctx.tenant, &KeyOwner::Tenant).await?;
         let key_id = id.short();
         let (nonce, ciphertext) = key.seal(&payload_aad(&ctx, &schema.name, &key_id), body)?;
-        key_refs.insert(0, key_ref(&id));
+        key_refs.insert(0, key_ref(&id, key_id.clone()));
         Ok(Sealed {
             payload: SealedPayload {
                 schema_name: schema.name.clone(),
@@ -305,13 +305,14 @@ fn decode(datum: &Datum, bytes: &[u8], what: &str) -> Result<Value, CryptoError>
     Ok(value)
 }
 
-fn key_ref(id: &KeyId) -> KeyRef {
+/// The envelope's reference to key `id`, whose short id is `key_id`.
+fn key_ref(id: &KeyId, key_id: String) -> KeyRef {
     let (scope, subject_id) = match &id.owner {
         KeyOwner::Tenant => (KeyScope::Tenant, None),
         KeyOwner::Subject(s) => (KeyScope::Subject, Some(s.clone())),
     };
     KeyRef {
-        key_id: id.short(),
+        key_id,
         scope,
         subject_id,
         version: i32::try_from(id.version).unwrap_or(i32::MAX),

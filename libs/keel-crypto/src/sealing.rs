@@ -5,7 +5,9 @@
 //! wastes the seals it held (they were reserved in the vault, so nobody else gets them); the
 //! next seal for that owner reads the vault and reserves again.
 
-use std::collections::HashMap;
+use std::time::Instant;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::{CREATOR_SEALS, KeyId, KeyOwner};
 
@@ -16,8 +18,8 @@ const MAX_BLOCK: u64 = 1 << 20;
 #[derive(Debug)]
 pub(crate) struct Current {
     pub(crate) id: KeyId,
-    /// Creation time of the version (seconds since the Unix epoch), for rotation by age.
-    pub(crate) created_at: i64,
+    /// When the version is due for rotation by age.
+    pub(crate) rotate_at: Instant,
     /// Reserved seals not used yet.
     pub(crate) left: u64,
     /// Size of the next reservation: doubles from [`CREATOR_SEALS`] to [`MAX_BLOCK`], so a
@@ -72,8 +74,9 @@ impl Sealing {
         self.get(id).map_or(CREATOR_SEALS, |current| current.block)
     }
 
-    /// Adds `granted` reserved seals of `id` and makes it its owner's current version.
-    pub(crate) fn grant(&mut self, id: &KeyId, created_at: i64, granted: u64) {
+    /// Adds `granted` reserved seals of `id` and makes it its owner's current version, to be
+    /// replaced by age at `rotate_at`.
+    pub(crate) fn grant(&mut self, id: &KeyId, rotate_at: Instant, granted: u64) {
         // `get_mut` advances the tick, found or not: the new entry below is the latest used.
         if let Some(current) = self.get_mut(&id.tenant, &id.owner).filter(|c| c.id == *id) {
             current.left += granted;
@@ -82,7 +85,7 @@ impl Sealing {
         }
         let current = Current {
             id: id.clone(),
-            created_at,
+            rotate_at,
             left: granted,
             block: (CREATOR_SEALS * 2).min(MAX_BLOCK),
             used: self.tick,
@@ -165,7 +168,7 @@ mod tests {
     fn granted_seals_are_taken_one_by_one_and_then_run_out() {
         let mut sealing = Sealing::new(8);
         let id = subject("ada", 1);
-        sealing.grant(&id, 0, 2);
+        sealing.grant(&id, Instant::now(), 2);
         assert!(sealing.take(&id));
         assert!(sealing.take(&id));
         assert!(!sealing.take(&id), "no seal beyond what was granted");
@@ -174,8 +177,8 @@ mod tests {
     #[test]
     fn a_new_version_replaces_the_old_one_and_its_seals() {
         let mut sealing = Sealing::new(8);
-        sealing.grant(&subject("ada", 1), 0, 5);
-        sealing.grant(&subject("ada", 2), 0, 1);
+        sealing.grant(&subject("ada", 1), Instant::now(), 5);
+        sealing.grant(&subject("ada", 2), Instant::now(), 1);
         assert!(!sealing.take(&subject("ada", 1)), "an old version is not sealed with");
         assert_eq!(sealing.left(&subject("ada", 2)), 1);
         assert_eq!(sealing.len(), 1);
@@ -188,7 +191,7 @@ mod tests {
         assert_eq!(sealing.next_block(&id), CREATOR_SEALS);
         let mut blocks = Vec::new();
         for _ in 0..14 {
-            sealing.grant(&id, 0, 1);
+            sealing.grant(&id, Instant::now(), 1);
             blocks.push(sealing.next_block(&id));
         }
         assert_eq!(blocks[0], CREATOR_SEALS * 2);
@@ -199,10 +202,10 @@ mod tests {
     #[test]
     fn at_capacity_the_least_recently_used_owner_is_forgotten() {
         let mut sealing = Sealing::new(2);
-        sealing.grant(&subject("ada", 1), 0, 5);
-        sealing.grant(&subject("bob", 1), 0, 5);
+        sealing.grant(&subject("ada", 1), Instant::now(), 5);
+        sealing.grant(&subject("bob", 1), Instant::now(), 5);
         assert!(sealing.take(&subject("ada", 1)));
-        sealing.grant(&subject("cy", 1), 0, 5);
+        sealing.grant(&subject("cy", 1), Instant::now(), 5);
         assert_eq!(sealing.len(), 2);
         assert_eq!(sealing.left(&subject("bob", 1)), 0, "bob was used least recently");
         assert_eq!(sealing.left(&subject("ada", 1)), 4);
@@ -212,9 +215,9 @@ mod tests {
     #[test]
     fn forgetting_a_subject_or_a_tenant_drops_their_seals() {
         let mut sealing = Sealing::new(8);
-        sealing.grant(&subject("ada", 1), 0, 5);
-        sealing.grant(&KeyId::tenant("acme", 1), 0, 5);
-        sealing.grant(&KeyId::tenant("other", 1), 0, 5);
+        sealing.grant(&subject("ada", 1), Instant::now(), 5);
+        sealing.grant(&KeyId::tenant("acme", 1), Instant::now(), 5);
+        sealing.grant(&KeyId::tenant("other", 1), Instant::now(), 5);
         sealing.forget_subject("acme", "ada");
         assert_eq!(sealing.left(&subject("ada", 1)), 0);
         assert_eq!(sealing.len(), 2);

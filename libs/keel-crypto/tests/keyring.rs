@@ -73,6 +73,31 @@ async fn a_key_rotates_on_schedule() -> Result {
 }
 
 #[tokio::test]
+async fn a_key_held_in_memory_is_replaced_once_it_comes_of_age() -> Result {
+    // The key stays cached (a minute) past its age (a second): only the age check of the
+    // seal path, not a cache miss, can make the third seal rotate.
+    let policy = RotationPolicy {
+        max_seals: u64::MAX,
+        max_age_secs: 1,
+    };
+    let ring = KeyRing::with_cache(
+        InMemoryKms::new(),
+        InMemoryKeyVault::new(),
+        policy,
+        8,
+        std::time::Duration::from_secs(60),
+    );
+    let mut versions = Vec::new();
+    for _ in 0..2 {
+        versions.push(ring.seal_key("acme", &KeyOwner::Tenant).await?.0.version);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    versions.push(ring.seal_key("acme", &KeyOwner::Tenant).await?.0.version);
+    assert_eq!(versions, [1, 1, 2]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_new_epoch_rewraps_live_keys_so_the_old_one_can_be_destroyed() -> Result {
     let ring = ring(RotationPolicy::default(), 0);
     let (tenant_key, _) = ring.seal_key("acme", &KeyOwner::Tenant).await?;
