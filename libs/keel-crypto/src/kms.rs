@@ -76,21 +76,27 @@ pub(crate) struct KekTable {
 }
 
 impl KekTable {
-    pub(crate) fn current(&mut self, tenant: &str) -> Result<(KekEpoch, bool), CryptoError> {
-        let keks = self.tenants.entry(tenant.to_owned()).or_default();
-        if let Some((epoch, material)) = keks.iter().next_back() {
-            return match material {
-                Some(_) => Ok((*epoch, false)),
-                None => Err(CryptoError::TenantDestroyed(tenant.to_owned())),
-            };
+    /// The tenant's current epoch, if it has one (a destroyed tenant is an error).
+    pub(crate) fn existing(&self, tenant: &str) -> Result<Option<KekEpoch>, CryptoError> {
+        match self.tenants.get(tenant).and_then(|keks| keks.iter().next_back()) {
+            None => Ok(None),
+            Some((epoch, Some(_))) => Ok(Some(*epoch)),
+            Some((_, None)) => Err(CryptoError::TenantDestroyed(tenant.to_owned())),
+        }
+    }
+
+    /// The tenant's current epoch, creating its first KEK if it has none.
+    pub(crate) fn current(&mut self, tenant: &str) -> Result<KekEpoch, CryptoError> {
+        if let Some(epoch) = self.existing(tenant)? {
+            return Ok(epoch);
         }
         let (_, raw) = DataKey::generate();
-        keks.insert(1, Some(raw));
-        Ok((1, true))
+        self.tenants.entry(tenant.to_owned()).or_default().insert(1, Some(raw));
+        Ok(1)
     }
 
     pub(crate) fn new_epoch(&mut self, tenant: &str) -> Result<KekEpoch, CryptoError> {
-        let (current, _) = self.current(tenant)?;
+        let current = self.current(tenant)?;
         let (_, raw) = DataKey::generate();
         let next = current + 1;
         self.tenants
@@ -184,7 +190,7 @@ impl InMemoryKms {
 #[async_trait]
 impl Kms for InMemoryKms {
     async fn current_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
-        self.with(|t| t.current(tenant).map(|(e, _)| e))
+        self.with(|t| t.current(tenant))
     }
     async fn new_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
         self.with(|t| t.new_epoch(tenant))

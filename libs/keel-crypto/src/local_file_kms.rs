@@ -168,8 +168,12 @@ fn parse(text: &str) -> Result<KekTable, String> {
 #[async_trait]
 impl Kms for LocalFileKms {
     async fn current_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
-        // Creates the tenant's first KEK when it has none, hence a change.
-        self.with(Access::Change, |t| t.current(tenant).map(|(e, _)| e))
+        // Every new data key asks: under a shared lock and without rewriting the file when
+        // the tenant has its KEK; exclusively, to create the first one, otherwise.
+        if let Some(epoch) = self.with(Access::Read, |t| t.existing(tenant))? {
+            return Ok(epoch);
+        }
+        self.with(Access::Change, |t| t.current(tenant))
     }
     async fn new_epoch(&self, tenant: &str) -> Result<KekEpoch, CryptoError> {
         self.with(Access::Change, |t| t.new_epoch(tenant))

@@ -168,6 +168,31 @@ async fn the_file_kms_creates_its_file_owner_only_and_keeps_keks_across_restarts
 }
 
 #[tokio::test]
+async fn the_file_kms_rewrites_its_file_only_when_a_kek_changes() -> Result {
+    use std::os::unix::fs::MetadataExt;
+    // Every new data key asks for the tenant's epoch; a rewrite is a new file renamed over
+    // the old one (a new inode) and an fsync. The old file stays open here, so its inode
+    // cannot be reused by a rewrite.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kms.json");
+    let kms = LocalFileKms::open(&path)?;
+    let first = kms.current_epoch("acme").await?;
+    let held = std::fs::File::open(&path)?;
+    let written = held.metadata()?.ino();
+    for _ in 0..3 {
+        assert_eq!(kms.current_epoch("acme").await?, first);
+    }
+    assert_eq!(std::fs::metadata(&path)?.ino(), written, "asking changed nothing");
+    kms.current_epoch("globex").await?;
+    assert_ne!(
+        std::fs::metadata(&path)?.ino(),
+        written,
+        "a new tenant's first KEK is written"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn two_file_kms_on_one_file_see_each_others_keks_and_destructions() -> Result {
     // The handler, the query API and the admin service each open the same file.
     let dir = tempfile::tempdir()?;
