@@ -96,20 +96,25 @@ impl Memory {
     }
 }
 
-/// Whether a key created at `created_at` must be replaced by age.
-fn too_old(policy: &RotationPolicy, created_at: i64) -> bool {
-    now_secs().saturating_sub(created_at) >= policy.max_age_secs
+/// Seconds until a key created at `created_at` (wall clock, as the vault stores it) is due
+/// for rotation by age; zero or less once it is.
+fn secs_left(policy: &RotationPolicy, created_at: i64) -> i64 {
+    created_at
+        .saturating_add(policy.max_age_secs)
+        .saturating_sub(now_secs())
 }
 
-/// When a key created at `created_at` (wall clock, as the vault stores it) is due for
-/// rotation by age, on the monotonic clock the seal path reads: one clock read per seal.
-/// Ages beyond a century are capped there.
+/// Whether a key created at `created_at` must be replaced by age.
+fn too_old(policy: &RotationPolicy, created_at: i64) -> bool {
+    secs_left(policy, created_at) <= 0
+}
+
+/// When a key created at `created_at` is due for rotation by age, on the monotonic clock the
+/// seal path reads: one clock read per seal. Ages beyond a century are capped there.
 fn rotate_at(policy: &RotationPolicy, created_at: i64) -> Instant {
     const CENTURY: u64 = 100 * 365 * 24 * 3600;
-    let left = created_at
-        .saturating_add(policy.max_age_secs)
-        .saturating_sub(now_secs());
-    Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0).min(CENTURY))
+    let left = u64::try_from(secs_left(policy, created_at)).unwrap_or(0);
+    Instant::now() + Duration::from_secs(left.min(CENTURY))
 }
 
 impl<K, V> std::fmt::Debug for KeyRing<K, V> {
