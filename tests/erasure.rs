@@ -342,6 +342,7 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
         cql_nodes: harness.config.cql_nodes.clone(),
         keyspace: harness.config.keyspace.clone(),
         events_topic: harness.config.events_topic.clone(),
+        dlq_topic: harness.config.dlq_topic.clone(),
         into: Some(new.clone()),
         max_lag: 5,
         grace_secs: 2,

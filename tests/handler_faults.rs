@@ -82,12 +82,7 @@ struct FragileCodec {
 
 impl Codec<Fragile> for FragileCodec {
     fn decode_command(&self, bytes: &[u8]) -> Result<DecodedCommand<Say>, Undecodable> {
-        let wire: Wire = serde_json::from_slice(bytes).map_err(|error| Undecodable {
-            command_id: None,
-            tenant: None,
-            stream: None,
-            error: error.to_string(),
-        })?;
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|error| Undecodable::unreadable(error.to_string()))?;
         Ok(DecodedCommand {
             command_type: "SendEmail".into(),
             correlation_id: wire.command_id,

@@ -134,6 +134,18 @@ pub fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
+/// A credential signed by the tenant's own key for whatever actor and delegation `command`
+/// claims, so the command authenticates whatever ids it carries.
+pub fn credential_for(command: &TestCommand) -> String {
+    credential_with(
+        &command.tenant,
+        &command.actor,
+        &command.on_behalf_of,
+        &tenant_key(&command.tenant),
+        now_secs() + 3_600,
+    )
+}
+
 /// A valid credential of the tenant's agent acting for alice.
 pub fn agent_credential(tenant: &str) -> String {
     credential_with(
@@ -219,6 +231,25 @@ pub fn register(stream: &str) -> SupportCommand {
     }
 }
 
+/// A record of the DLQ as a test sees it: its headers and how large its value is.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetter {
+    /// Every header, values read as UTF-8 (lossy).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the record's value.
+    pub payload_len: usize,
+}
+
+impl DeadLetter {
+    /// The value of header `key`, if the letter has it.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+    }
+}
+
 /// A running handler and the test's side of its topics.
 pub struct HandlerHarness {
     /// The broker.
@@ -262,6 +293,8 @@ impl HandlerHarness {
             max_batch: 100,
             batch_linger_ms: 5,
             max_command_bytes: 64 * 1024,
+            max_record_bytes: 1_000_000,
+            dedup_retention_hours: 24,
             session_timeout_ms: 10_000,
             retry_pause_after: 10,
             retry_backoff_max_ms: 10_000,
@@ -334,6 +367,7 @@ impl HandlerHarness {
             instance_id: "projector-0".into(),
             ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_batch: 200,
+            dlq_topic: self.config.dlq_topic.clone(),
             keys: KeyArgs {
                 vault_keyspace: Some(self.config.keyspace.clone()),
                 ..self.config.keys.clone()
@@ -551,6 +585,48 @@ impl HandlerHarness {
         Ok(by_partition.into_values().flatten().map(|(_, bytes)| bytes).collect())
     }
 
+    /// Every dead letter of the DLQ, once at least `count` are there (or after a minute).
+    pub async fn dead_letters(&self, count: usize) -> TestResult<Vec<DeadLetter>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let letters = self.read_dead_letters().await?;
+            if letters.len() >= count || tokio::time::Instant::now() >= deadline {
+                return Ok(letters);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn read_dead_letters(&self) -> TestResult<Vec<DeadLetter>> {
+        use rdkafka::message::Headers;
+        let reader = clients::reader(self.kafka.brokers(), &unique_name("reader"))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&self.config.dlq_topic, 0, Offset::Beginning)?;
+        reader.assign(&assignment)?;
+        let mut letters = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), reader.recv()).await? {
+                Err(KafkaError::PartitionEOF(_)) => return Ok(letters),
+                Err(error) => return Err(error.into()),
+                Ok(message) => letters.push(DeadLetter {
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|header| {
+                                    let value = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+                                    (header.key.to_owned(), value.into_owned())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    payload_len: message.payload().map_or(0, <[u8]>::len),
+                }),
+            }
+        }
+    }
+
     /// Every result, once at least `count` have been published.
     pub async fn results(&self, count: usize) -> TestResult<Vec<CommandResult>> {
         let records = self
@@ -623,6 +699,7 @@ pub fn projector_args(config: &ProjectorConfig) -> Vec<String> {
         ("--instance-id", config.instance_id.clone()),
         ("--ops-addr", config.ops_addr.to_string()),
         ("--max-batch", config.max_batch.to_string()),
+        ("--dlq-topic", config.dlq_topic.clone()),
         ("--kms-file", config.keys.kms_file.display().to_string()),
     ];
     if let Some(keyspace) = &config.keys.vault_keyspace {

@@ -46,6 +46,7 @@ async fn a_rebuild_serves_the_old_generation_until_it_switches_and_loses_nothing
         cql_nodes: harness.config.cql_nodes.clone(),
         keyspace: control.clone(),
         events_topic: harness.config.events_topic.clone(),
+        dlq_topic: harness.config.dlq_topic.clone(),
         into: Some(new.clone()),
         max_lag: 20,
         grace_secs: 3,

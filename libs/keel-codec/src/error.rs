@@ -22,4 +22,22 @@ pub enum WireError {
     /// The payload does not fit its schema or the domain's type.
     #[error("bad payload: {0}")]
     Payload(String),
+    /// An id breaks the grammar every entry point enforces (`keel-ids`).
+    #[error(transparent)]
+    InvalidId(#[from] keel_ids::InvalidId),
+    /// A field is larger than Keel takes (a credential, a delegation chain).
+    #[error("{0}")]
+    OutOfBounds(String),
+}
+
+impl WireError {
+    /// The stable reason of a refusal for this error (command results, DLQ headers).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidId(_) => keel_ids::InvalidId::CODE,
+            Self::OutOfBounds(_) => "out_of_bounds",
+            Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => keel_ids::InvalidId::CODE,
+            _ => "undecodable",
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! [`keel_domain::WireSchemas`]); its fields are the record's fields.
 
 mod actor;
+pub mod bounds;
 mod error;
 mod payload;
 
@@ -155,7 +156,9 @@ impl Wire {
                     envelope: None,
                     error: error.into(),
                 })?;
-        match self.command_payload(&envelope) {
+        // Bounds first: nothing reads an id (not even to name it in an error) before it
+        // is known to be one.
+        match bounds::check_envelope(&envelope).and_then(|()| self.command_payload(&envelope)) {
             Ok(command) => Ok((envelope, command)),
             Err(error) => Err(CommandDecodeError {
                 envelope: Some(Box::new(envelope)),

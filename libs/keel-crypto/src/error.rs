@@ -49,6 +49,9 @@ pub enum CryptoError {
     /// The payload does not fit its schema, or a personal field's subject is missing.
     #[error("cannot seal payload: {0}")]
     Payload(String),
+    /// A personal field's subject id breaks the id grammar (`keel-ids`).
+    #[error("cannot seal payload: {0}")]
+    InvalidSubject(String),
     /// A KEK epoch still wraps live keys and cannot be destroyed yet.
     #[error("epoch {epoch} of tenant {tenant} still wraps {live} live keys")]
     EpochInUse {

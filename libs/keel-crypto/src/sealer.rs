@@ -97,16 +97,20 @@ fn field_aad(ctx: &SealContext<'_>, path: &str, subject: &str, key_id: &str) -> 
     )
 }
 
+/// The subject id a personal field is sealed to, checked against the id grammar: it names
+/// a key, a row of the vault and, later, an erasure.
 fn subject_of(value: &Value, names: &[String], path: &str) -> Result<String, CryptoError> {
-    match get(value, names) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::Uuid(u)) => Ok(u.to_string()),
+    let subject = match get(value, names) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Uuid(u)) => u.to_string(),
         Some(Value::Union(_, inner)) => match inner.as_ref() {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
+            Value::String(s) if !s.is_empty() => s.clone(),
+            _ => return Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
         },
-        _ => Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
-    }
+        _ => return Err(CryptoError::Payload(format!("no subject id for personal field {path}"))),
+    };
+    keel_ids::check("subject id", &subject).map_err(|error| CryptoError::InvalidSubject(format!("{path}: {error}")))?;
+    Ok(subject)
 }
 
 impl<K: Kms, V: KeyVault> KeyRing<K, V> {

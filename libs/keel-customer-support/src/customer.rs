@@ -36,6 +36,12 @@ pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<(), DomainErr
     Ok(())
 }
 
+/// A data-subject id, in the grammar of every id Keel takes (`keel-ids`): it names a key,
+/// and later an erasure. (The runtime checks it again when it seals a field to it.)
+fn id(field: &'static str, value: &str) -> Result<(), DomainError> {
+    keel_ids::check(field, value).map_err(|error| DomainError::new(keel_ids::InvalidId::CODE, error.to_string()))
+}
+
 fn email_address(field: &str, value: &str) -> Result<(), DomainError> {
     text(field, value, MAX_FIELD)?;
     let well_formed = value
@@ -65,7 +71,7 @@ pub(crate) fn register(
             format!("customer {customer_id} is already registered"),
         ));
     }
-    text("customer_id", customer_id, MAX_FIELD)?;
+    id("customer_id", customer_id)?;
     text("name", name, MAX_FIELD)?;
     email_address("email", email)?;
     text("address", address, MAX_FIELD)?;
@@ -121,7 +127,7 @@ pub(crate) fn refer_friend(
     message: &str,
 ) -> Result<Vec<SupportEvent>, DomainError> {
     let customer_id = ensure_active(state)?.to_owned();
-    text("friend_id", friend_id, MAX_FIELD)?;
+    id("friend_id", friend_id)?;
     if friend_id == customer_id {
         return Err(DomainError::new("invalid_field", "a customer cannot refer themselves"));
     }

@@ -19,6 +19,7 @@ mod subscription;
 
 pub use command::SupportCommand;
 pub use event::SupportEvent;
+pub use refund::MAX_REFUND_CENTS;
 pub use state::{CustomerState, RefundState, SubscriptionState, SubscriptionStatus};
 
 use keel_domain::{Aggregate, DomainError, Recorded, WireSchemas};

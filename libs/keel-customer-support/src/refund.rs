@@ -7,6 +7,11 @@ use uuid::Uuid;
 use crate::customer::{MAX_TEXT, ensure_active, text};
 use crate::{CustomerState, SupportEvent};
 
+/// The largest refund, in cents: ten billion in the currency's main unit. Large enough for
+/// any refund a support desk issues, small enough that no sum of refunds a customer could
+/// accumulate overflows a 64-bit total (over 900 million such refunds).
+pub const MAX_REFUND_CENTS: i64 = 1_000_000_000_000;
+
 pub(crate) fn issue(
     state: &CustomerState,
     refund_id: &str,
@@ -16,10 +21,10 @@ pub(crate) fn issue(
     let customer_id = ensure_active(state)?.to_owned();
     text("refund_id", refund_id, MAX_TEXT)?;
     text("reason", reason, MAX_TEXT)?;
-    if amount_cents <= 0 {
+    if amount_cents <= 0 || amount_cents > MAX_REFUND_CENTS {
         return Err(DomainError::new(
             "invalid_amount",
-            format!("refund amount must be positive, got {amount_cents}"),
+            format!("a refund is 1 to {MAX_REFUND_CENTS} cents, got {amount_cents}"),
         ));
     }
     if state.refunds.contains_key(refund_id) {

@@ -197,6 +197,27 @@ fn a_refund_must_be_positive_and_unique() {
 }
 
 #[test]
+fn a_refund_is_bounded_so_that_no_total_overflows() {
+    let scenario = Scenario::<Customer>::given([registered()]);
+    let refund_of = |amount_cents| C::IssueRefund {
+        refund_id: "r-9".into(),
+        amount_cents,
+        reason: "x".into(),
+    };
+    assert_eq!(code(scenario.when(&refund_of(i64::MAX))), "invalid_amount");
+    assert_eq!(
+        code(scenario.when(&refund_of(crate::MAX_REFUND_CENTS + 1))),
+        "invalid_amount"
+    );
+    assert_eq!(
+        scenario
+            .when(&refund_of(crate::MAX_REFUND_CENTS))
+            .map(|events| events.len()),
+        Ok(1)
+    );
+}
+
+#[test]
 fn a_refund_exposes_its_amount_to_policy_limits() {
     let command = C::IssueRefund {
         refund_id: "r-1".into(),

@@ -23,6 +23,13 @@ pub trait Aggregate {
     /// The aggregate's name, e.g. `customer`; stream ids are scoped by it.
     const NAME: &'static str;
 
+    /// The version of [`Self::State`]'s stored form. The handler keeps each stream's state
+    /// as a snapshot tagged with this version; bump it whenever a release changes what the
+    /// state means or how it serialises, and the handler rebuilds each stream it meets from
+    /// the log instead of reading an old snapshot (one that no longer decodes is rebuilt
+    /// whatever its version).
+    const SNAPSHOT_VERSION: u32 = 1;
+
     /// What the aggregate knows between commands. It is snapshotted to the CQL store, so it
     /// must hold no personal data: personal fields live only in sealed events.
     type State: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static;

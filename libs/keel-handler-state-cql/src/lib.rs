@@ -4,9 +4,12 @@
 //! so of two writes to a row the one reflecting the later log position wins, whatever order
 //! they arrive in: a replay after a crash converges without lightweight transactions.
 //! Positions are Kafka offsets, so the tables belong to one events topic: recreating the
-//! topic means truncating them.
+//! topic means truncating them. Command results expire after a retention
+//! ([`CqlHandlerState::with_result_retention`], 7 days unless told), so the deduplication
+//! table does not grow without bound.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::try_join_all;
 use keel_handler_state::{HandlerState, StateBatch, StateError, StoredResult, StreamRecord};
@@ -17,6 +20,10 @@ use uuid::Uuid;
 
 const SCHEMA: &str = include_str!("cql/schema.cql");
 
+/// How long command results are kept for deduplication unless told: the retention of
+/// `keel.command-results`.
+pub const DEFAULT_RESULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Decision state on a CQL session whose current keyspace holds the tables.
 pub struct CqlHandlerState {
     session: Arc<Session>,
@@ -26,6 +33,8 @@ pub struct CqlHandlerState {
     upsert_result: PreparedStatement,
     select_watermark: PreparedStatement,
     upsert_watermark: PreparedStatement,
+    /// TTL of a stored result, in seconds.
+    result_ttl: i32,
 }
 
 impl CqlHandlerState {
@@ -43,8 +52,23 @@ impl CqlHandlerState {
             select_watermark: prepare(include_str!("cql/select_watermark.cql")).await?,
             upsert_watermark: prepare(include_str!("cql/upsert_watermark.cql")).await?,
             session,
+            result_ttl: ttl_secs(DEFAULT_RESULT_RETENTION),
         })
     }
+
+    /// Keeps each command result for `retention` (whole seconds, at least one; CQL's TTL
+    /// tops out at 20 years), after which a command id sent again is decided anew.
+    #[must_use]
+    pub fn with_result_retention(mut self, retention: Duration) -> Self {
+        self.result_ttl = ttl_secs(retention);
+        self
+    }
+}
+
+/// A CQL TTL for `retention`: 1 second to CQL's 20-year maximum.
+fn ttl_secs(retention: Duration) -> i32 {
+    const MAX_TTL: u64 = 20 * 365 * 24 * 3600;
+    i32::try_from(retention.as_secs().clamp(1, MAX_TTL)).unwrap_or(i32::MAX)
 }
 
 fn prepare_error(error: PrepareError) -> StateError {
@@ -88,16 +112,21 @@ impl HandlerState for CqlHandlerState {
             .into_rows_result()
             .map_err(|error| unreadable(ACTION, error))?;
         let row = rows
-            .maybe_first_row::<(i64, Vec<u8>, Vec<u8>, i64)>()
+            .maybe_first_row::<(i64, Vec<u8>, Option<i32>, Vec<u8>, i64)>()
             .map_err(|error| unreadable(ACTION, error))?;
-        Ok(row.map(|(version, last_hash, snapshot, position)| StreamRecord {
-            tenant: tenant.to_owned(),
-            stream: stream.to_owned(),
-            version: version.max(0) as u64,
-            last_hash,
-            snapshot,
-            position,
-        }))
+        Ok(row.map(
+            |(version, last_hash, snapshot_version, snapshot, position)| StreamRecord {
+                tenant: tenant.to_owned(),
+                stream: stream.to_owned(),
+                version: version.max(0) as u64,
+                last_hash,
+                // A row without a version predates versioned snapshots: version 0, which no
+                // domain writes, so it is rebuilt from the log.
+                snapshot_version: snapshot_version.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+                snapshot,
+                position,
+            },
+        ))
     }
 
     async fn result(&self, tenant: &str, command_id: Uuid) -> Result<Option<StoredResult>, StateError> {
@@ -143,6 +172,7 @@ impl HandlerState for CqlHandlerState {
                 &record.stream,
                 cql_i64(record.version, ACTION)?,
                 &record.last_hash,
+                i32::try_from(record.snapshot_version).unwrap_or(i32::MAX),
                 &record.snapshot,
                 record.position,
                 record.position,
@@ -159,6 +189,7 @@ impl HandlerState for CqlHandlerState {
                 &result.result,
                 result.position,
                 result.position,
+                self.result_ttl,
             );
             self.session
                 .execute_unpaged(&self.upsert_result, values)
@@ -200,6 +231,13 @@ mod tests {
     }
 
     keel_handler_state::handler_state_suite!(fresh_state().await?);
+
+    #[test]
+    fn a_retention_becomes_a_ttl_within_what_cql_takes() {
+        assert_eq!(ttl_secs(DEFAULT_RESULT_RETENTION), 604_800);
+        assert_eq!(ttl_secs(Duration::from_millis(10)), 1);
+        assert_eq!(ttl_secs(Duration::from_secs(u64::MAX)), 630_720_000);
+    }
 
     #[test]
     fn schema_file_splits_into_its_three_tables() {

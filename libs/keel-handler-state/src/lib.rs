@@ -34,6 +34,8 @@ pub struct StreamRecord {
     pub version: u64,
     /// The chain hash of the last event (empty before the first event).
     pub last_hash: Vec<u8>,
+    /// The version of the snapshot's form (the domain's `Aggregate::SNAPSHOT_VERSION`).
+    pub snapshot_version: u32,
     /// The aggregate state, serialised by the handler (never personal data).
     pub snapshot: Vec<u8>,
     /// Offset, in the stream's events partition, of the last event reflected.

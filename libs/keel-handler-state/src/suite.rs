@@ -20,6 +20,7 @@ fn stream(tenant: &str, stream: &str, version: u64, position: i64) -> StreamReco
         stream: stream.into(),
         version,
         last_hash: vec![version as u8; 32],
+        snapshot_version: 2,
         snapshot: format!("state after v{version}").into_bytes(),
         position,
     }

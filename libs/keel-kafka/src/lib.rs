@@ -9,27 +9,14 @@
 //!   transactional, idempotent producers and `read_committed` consumers.
 //! - [`trace`]: W3C trace context (`traceparent`) in record headers, from command to event
 //!   to projection.
+//! - [`DeadLetter`]: a bounded copy of a record a service could not process, with why.
 
 pub mod clients;
+mod dead_letter;
 mod error;
 pub mod partition;
 pub mod topics;
 pub mod trace;
 
+pub use dead_letter::{DeadLetter, MAX_DEAD_LETTER_BYTES};
 pub use error::KafkaError;
-
-/// The headers of a dead letter: what was wrong (`keel-error`) and where the raw record came
-/// from (`keel-source`, `topic/partition/offset`). The record's value is the raw input.
-pub fn dead_letter_headers(error: &str, topic: &str, partition: i32, offset: i64) -> rdkafka::message::OwnedHeaders {
-    use rdkafka::message::{Header, OwnedHeaders};
-    let source = format!("{topic}/{partition}/{offset}");
-    OwnedHeaders::new()
-        .insert(Header {
-            key: "keel-error",
-            value: Some(error),
-        })
-        .insert(Header {
-            key: "keel-source",
-            value: Some(source.as_str()),
-        })
-}

@@ -20,18 +20,33 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The W3C header with vendor-specific trace state.
 pub const TRACESTATE: &str = "tracestate";
 
+/// The most bytes of a `traceparent` taken from a record (version 00 is 55).
+const MAX_TRACEPARENT_BYTES: usize = 128;
+/// The most bytes of a `tracestate` taken from a record: the 512 characters the W3C
+/// specification asks every vendor to pass on. A longer one is dropped, not cut (a cut list
+/// member would be garbage).
+pub const MAX_TRACESTATE_BYTES: usize = 512;
+
 /// The trace context headers of one record (`traceparent`, `tracestate`), empty if none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceHeaders(BTreeMap<String, String>);
 
 impl TraceHeaders {
-    /// The trace context headers of a consumed record; a header that is not UTF-8 or not a
-    /// valid `traceparent` counts as absent.
+    /// The trace context headers of a consumed record; a header that is not UTF-8, not a
+    /// valid `traceparent` or over its bound ([`MAX_TRACESTATE_BYTES`]) counts as absent,
+    /// so nothing a sender puts there is copied unbounded onward.
     pub fn from_record<H: Headers>(headers: Option<&H>) -> Self {
         let mut found = BTreeMap::new();
         for header in headers.into_iter().flat_map(|headers| headers.iter()) {
-            if (header.key == TRACEPARENT || header.key == TRACESTATE)
-                && let Some(value) = header.value.and_then(|v| std::str::from_utf8(v).ok())
+            let bound = match header.key {
+                TRACEPARENT => MAX_TRACEPARENT_BYTES,
+                TRACESTATE => MAX_TRACESTATE_BYTES,
+                _ => continue,
+            };
+            if let Some(value) = header
+                .value
+                .filter(|value| value.len() <= bound)
+                .and_then(|v| std::str::from_utf8(v).ok())
             {
                 found.insert(header.key.to_owned(), value.to_owned());
             }
@@ -74,6 +89,11 @@ impl TraceHeaders {
     /// The `traceparent` value, if any.
     pub fn traceparent(&self) -> Option<&str> {
         self.0.get(TRACEPARENT).map(String::as_str)
+    }
+
+    /// Bytes these headers add to a record (keys and values).
+    pub fn encoded_len(&self) -> usize {
+        self.0.iter().map(|(key, value)| key.len() + value.len()).sum()
     }
 
     /// `headers` with these added.
@@ -143,6 +163,19 @@ mod tests {
         let malformed = TraceHeaders::from_record(Some(&record_headers("00-not-a-trace-01")));
         assert_eq!(malformed, TraceHeaders::default());
         assert_eq!(TraceHeaders::from_record::<OwnedHeaders>(None), TraceHeaders::default());
+    }
+
+    #[test]
+    fn an_oversized_tracestate_is_dropped_and_the_traceparent_kept() {
+        let huge = format!("keel={}", "a".repeat(1_000_000));
+        let headers = record_headers(PARENT).insert(Header {
+            key: TRACESTATE,
+            value: Some(&huge),
+        });
+        let read = TraceHeaders::from_record(Some(&headers));
+        assert_eq!(read.traceparent(), Some(PARENT));
+        assert_eq!(read.get(TRACESTATE), None);
+        assert!(read.encoded_len() < 100);
     }
 
     #[test]

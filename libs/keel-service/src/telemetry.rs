@@ -6,7 +6,13 @@
 //! is configured, an exporter that sends finished spans there in batches from its own
 //! thread. Without an endpoint the layer uses a no-op tracer: an incoming trace context is
 //! passed on unchanged and nothing is recorded or sent.
+//!
+//! No field value can forge or garble a log line: human-readable logs write every field
+//! through [`EscapedFields`] (control characters escaped, values cut at 2 KiB) and use
+//! colours only on a terminal; JSON lines escape as JSON does.
 
+use std::fmt;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -14,7 +20,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{ExporterBuildError, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -79,7 +89,12 @@ pub fn init(service: &'static str, args: &TelemetryArgs, filter: &str) -> Result
     let json = args
         .log_json
         .then(|| tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
-    let text = (!args.log_json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let text = (!args.log_json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(EscapedFields)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
     // One OpenTelemetry layer or the other: the SDK's tracer when exporting, else a no-op
     // tracer that still carries an incoming trace context through to outgoing headers.
     let exported = provider
@@ -113,6 +128,76 @@ pub fn init_tracing(json: bool, filter: &str) {
     };
     // Without an endpoint no exporter is built, so this cannot fail and needs no shutdown.
     let _no_exporter = init("keel", &args, filter);
+}
+
+/// How human-readable logs write fields: `name=value`, the message bare, every control
+/// character of a value escaped (`\n`, `\u{1b}`) so that no value (an id, an error quoting
+/// input) can start a line of its own or send a terminal escape, and values cut at
+/// [`MAX_FIELD_BYTES`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedFields;
+
+/// The most bytes of one field value in a human-readable log line.
+pub const MAX_FIELD_BYTES: usize = 2048;
+
+impl<'writer> FormatFields<'writer> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = Escaper {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct Escaper<'a, 'writer> {
+    writer: &'a mut Writer<'writer>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for Escaper<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // `log` records bridged into tracing carry their metadata as fields: not for the line.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let separator = if std::mem::take(&mut self.first) { "" } else { " " };
+        let text = format!("{value:?}");
+        self.result = if name == "message" {
+            write!(self.writer, "{separator}{}", Escaped(&text))
+        } else {
+            write!(self.writer, "{separator}{name}={}", Escaped(&text))
+        };
+    }
+}
+
+/// `text` with control characters escaped and cut at [`MAX_FIELD_BYTES`].
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut written = 0;
+        for c in self.0.chars() {
+            if written >= MAX_FIELD_BYTES {
+                return write!(f, "…({} bytes)", self.0.len());
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+            written += c.len_utf8();
+        }
+        Ok(())
+    }
 }
 
 /// The OTLP/HTTP traces URL for a collector `endpoint` given with or without its path.
@@ -155,6 +240,60 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logs what `log` does under a text subscriber with [`EscapedFields`]; returns the text.
+    fn logged(log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(EscapedFields)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = buffer
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn no_field_value_starts_a_line_or_sends_an_escape() {
+        let stream = "c-1\nFORGED level=ERROR the ledger was wiped";
+        let text = logged(|| {
+            let span = tracing::info_span!("command", stream = %stream);
+            let _entered = span.enter();
+            tracing::warn!(error = %"bad\r\n\u{1b}[2Jinput", id = ?stream, "refused {}", "c\nx");
+        });
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("stream=c-1\\nFORGED"), "{text}");
+        assert!(text.contains("refused c\\nx"), "{text}");
+    }
+
+    #[test]
+    fn a_huge_field_value_is_cut() {
+        let huge = "x".repeat(100_000);
+        let text = logged(|| tracing::info!(stream = %huge, "ok"));
+        assert!(text.len() < MAX_FIELD_BYTES + 200, "{} bytes", text.len());
+        assert!(text.contains("…(100000 bytes)"), "{text}");
+    }
 
     #[test]
     fn the_traces_path_is_added_once() {

@@ -41,6 +41,7 @@ use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_kafka::clients;
 use keel_kafka::partition::{partition_for, stream_key};
 use keel_kafka::topics::{TopicSpec, ensure_topics};
+use keel_kafka::trace::TraceHeaders;
 use keel_service::{Readiness, now_micros, serve_ops, telemetry};
 use keel_vault_cql::CqlKeyVault;
 use rdkafka::admin::AdminClient;
@@ -85,9 +86,12 @@ impl From<KafkaError> for Failure {
 
 /// What one admin command leads to.
 enum Decided {
-    /// Not a command: the raw bytes go to the DLQ, with a result when the id was readable.
+    /// Not a command: a bounded copy goes to the DLQ, with a result when the id was
+    /// readable.
     DeadLetter {
+        reason: &'static str,
         error: String,
+        command_id: Option<Uuid>,
         result: Option<CommandResult>,
     },
     /// A refusal or the original answer to a repeated erasure: nothing but the result.
@@ -153,6 +157,8 @@ struct Admin {
     session: Arc<Session>,
     /// Which keyspace's projections serve reads.
     generations: Generations,
+    /// What `/readyz` says: not ready while a command is being retried.
+    readiness: Readiness,
 }
 
 /// Runs one admin service instance until `shutdown` resolves.
@@ -173,7 +179,7 @@ pub async fn run(config: AdminConfig, shutdown: impl std::future::Future<Output 
         },
     ));
 
-    let admin = connect(config).await?;
+    let admin = connect(config, readiness.clone()).await?;
     let rotations = tokio::spawn({
         let keys = Arc::clone(admin.codec.keys());
         let store = Arc::clone(&admin.store);
@@ -188,7 +194,7 @@ pub async fn run(config: AdminConfig, shutdown: impl std::future::Future<Output 
     outcome
 }
 
-async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
+async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Admin> {
     let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -256,6 +262,7 @@ async fn connect(config: AdminConfig) -> anyhow::Result<Admin> {
         events_partitions,
         session,
         generations,
+        readiness,
     })
 }
 
@@ -337,15 +344,49 @@ fn accepted(base: &CommandResult, event: &EventRef) -> CommandResult {
     }
 }
 
-/// What a result can say of a command whose envelope decoded.
+/// The most bytes of an erasure's reason: it is kept in the certificate and the event.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// A refusal of input that is not an admin command Keel can carry out: a bounded copy to
+/// the DLQ, and a result when the envelope's command id could be read (ids echoed only when
+/// valid, the message cut to 1 KiB).
+fn dead_letter(envelope: Option<&CommandEnvelope>, reason: &'static str, mut error: String) -> Decided {
+    if error.len() > 1024 {
+        let mut end = 1021;
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+        error.push('…');
+    }
+    let command_id = envelope
+        .filter(|e| keel_ids::is_valid(&e.command_id))
+        .and_then(|e| e.command_id.parse::<Uuid>().ok());
+    let result = envelope.zip(command_id).map(|(envelope, id)| {
+        let mut base = base_result(envelope, id);
+        base.actor = base.actor.filter(|actor| keel_ids::is_valid(&actor.id));
+        base.on_behalf_of.retain(|actor| keel_ids::is_valid(&actor.id));
+        rejected(&base, reason, error.clone())
+    });
+    Decided::DeadLetter {
+        reason,
+        error,
+        command_id,
+        result,
+    }
+}
+
+/// What a result can say of a command whose envelope decoded (ids that break the grammar
+/// are left out).
 fn base_result(envelope: &CommandEnvelope, command_id: Uuid) -> CommandResult {
     let (actor, on_behalf_of, _) = from_wire_actor(&envelope.actor);
+    let valid = |id: &str| keel_ids::is_valid(id).then(|| id.to_owned());
     CommandResult {
         command_id,
-        tenant: Some(envelope.tenant_id.clone()),
-        stream: Some(envelope.stream_id.clone()),
+        tenant: valid(&envelope.tenant_id),
+        stream: Some(envelope.stream_id.clone()).filter(|s| keel_ids::check_stream("stream_id", s).is_ok()),
         correlation_id: envelope.correlation_id.parse().ok(),
-        command_type: Some(envelope.command_type.clone()),
+        command_type: valid(&envelope.command_type),
         actor: Some(actor),
         on_behalf_of,
         outcome: Outcome::Rejected {
@@ -378,14 +419,33 @@ impl Admin {
             let mut failures = 0_u32;
             loop {
                 match self.handle(&message).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if failures > 0 {
+                            self.readiness.set("admin", true, "consuming admin commands");
+                            tracing::info!(failures, "admin command carried out after retries");
+                        }
+                        break;
+                    }
                     Err(Failure::Fatal(error)) => return Err(anyhow::anyhow!(error)),
                     Err(Failure::Retry(error)) => {
+                        // Every failure here is the infrastructure's (a broker, the CQL store,
+                        // the KMS): input that can never be carried out is answered and
+                        // dead-lettered in `decide` before anything is done. An erasure is
+                        // never given up half done; while it waits, the service says so.
                         failures += 1;
                         let wait =
                             keel_service::backoff(failures, Duration::from_millis(self.config.retry_backoff_max_ms));
                         tracing::warn!(%error, failures, ?wait, "admin command failed; retrying it");
                         metrics::counter!("keel_admin_retries_total").increment(1);
+                        self.readiness.set(
+                            "admin",
+                            false,
+                            format!(
+                                "retrying the command at {}/{} ({failures} failures, last: {error})",
+                                message.partition(),
+                                message.offset()
+                            ),
+                        );
                         tokio::select! {
                             () = &mut shutdown => return Ok(()),
                             () = tokio::time::sleep(wait) => {}
@@ -443,34 +503,31 @@ impl Admin {
     /// the event. Writes nothing to Kafka.
     async fn decide(&self, message: &OwnedMessage) -> Result<Decided, Failure> {
         let bytes = message.payload().unwrap_or_default();
+        let decoded = self.codec.wire().decode_command::<AdminCommand>(bytes);
         if bytes.len() > self.config.max_command_bytes {
-            return Ok(Decided::DeadLetter {
-                error: format!(
-                    "admin command of {} bytes exceeds the limit of {}",
+            // Still answered when its command id can be read, so the sender is not left waiting.
+            let envelope = match &decoded {
+                Ok((envelope, _)) => Some(envelope),
+                Err(CommandDecodeError { envelope, .. }) => envelope.as_deref(),
+            };
+            return Ok(dead_letter(
+                envelope,
+                "payload_too_large",
+                format!(
+                    "the admin command is {} bytes, the limit is {}",
                     bytes.len(),
                     self.config.max_command_bytes
                 ),
-                result: None,
-            });
+            ));
         }
-        let (envelope, command) = match self.codec.wire().decode_command::<AdminCommand>(bytes) {
+        let (envelope, command) = match decoded {
             Ok(decoded) => decoded,
             Err(CommandDecodeError { envelope, error }) => {
-                let result = envelope.as_deref().and_then(|envelope| {
-                    let id = envelope.command_id.parse().ok()?;
-                    Some(rejected(&base_result(envelope, id), "undecodable", error.to_string()))
-                });
-                return Ok(Decided::DeadLetter {
-                    error: error.to_string(),
-                    result,
-                });
+                return Ok(dead_letter(envelope.as_deref(), error.code(), error.to_string()));
             }
         };
         let Ok(command_id) = envelope.command_id.parse::<Uuid>() else {
-            return Ok(Decided::DeadLetter {
-                error: format!("command_id {:?} is not a UUID", envelope.command_id),
-                result: None,
-            });
+            return Ok(dead_letter(None, "undecodable", "command_id is not a UUID".into()));
         };
         let base = base_result(&envelope, command_id);
         let span = tracing::info_span!(
@@ -544,6 +601,16 @@ impl Admin {
     /// Destroys a subject's keys and prepares its `SubjectErased` and certificate.
     async fn erase_subject(&self, granted: Granted, subject: String, reason: String) -> Result<Decided, Failure> {
         let base = &granted.result;
+        if let Err(error) = keel_ids::check("subject", &subject) {
+            return Ok(Decided::Answer(rejected(
+                base,
+                keel_ids::InvalidId::CODE,
+                error.to_string(),
+            )));
+        }
+        if let Err(error) = keel_ids::check_text("reason", &reason, MAX_REASON_BYTES) {
+            return Ok(Decided::Answer(rejected(base, "out_of_bounds", error.to_string())));
+        }
         if subject.is_empty() || subject == WHOLE_TENANT || granted.stream != erasure_stream(&subject) {
             return Ok(Decided::Answer(rejected(
                 base,
@@ -634,6 +701,9 @@ impl Admin {
     /// nothing can seal for it) and destroys every key and KEK epoch of the tenant.
     async fn erase_tenant(&self, granted: Granted, reason: String) -> Result<Decided, Failure> {
         let base = &granted.result;
+        if let Err(error) = keel_ids::check_text("reason", &reason, MAX_REASON_BYTES) {
+            return Ok(Decided::Answer(rejected(base, "out_of_bounds", error.to_string())));
+        }
         if granted.stream != TENANT_ERASURE_STREAM {
             return Ok(Decided::Answer(rejected(
                 base,
@@ -880,17 +950,30 @@ impl Admin {
             ))
         };
         match decided {
-            Decided::DeadLetter { error, result } => {
-                let headers = keel_kafka::dead_letter_headers(
+            Decided::DeadLetter {
+                reason,
+                error,
+                command_id,
+                result,
+            } => {
+                let (value, headers) = keel_kafka::DeadLetter {
+                    reason,
                     error,
-                    &self.config.admin_topic,
-                    message.partition(),
-                    message.offset(),
+                    topic: &self.config.admin_topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    command_id: command_id.map(|id| id.to_string()),
+                    event_id: None,
+                }
+                .record(
+                    message.payload().unwrap_or_default(),
+                    &TraceHeaders::from_record(message.headers()),
                 );
-                let raw = message.payload().unwrap_or_default().to_vec();
-                send(&self.config.dlq_topic, None, raw, headers).await?;
+                send(&self.config.dlq_topic, None, value, headers).await?;
                 metrics::counter!("keel_admin_dlq_total").increment(1);
-                tracing::warn!(%error, offset = message.offset(), "undecodable admin command sent to the DLQ");
+                metrics::counter!("keel_admin_commands_total", "outcome" => "rejected", "reason" => *reason)
+                    .increment(1);
+                tracing::warn!(reason, %error, offset = message.offset(), "admin command refused and sent to the DLQ");
                 if let Some(result) = result {
                     send(results, result_key(result), encode(result)?, OwnedHeaders::new()).await?;
                 }

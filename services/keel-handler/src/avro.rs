@@ -19,6 +19,23 @@ fn uuid(field: &str, text: &str) -> Result<Uuid, String> {
     text.parse().map_err(|_| format!("{field} is not a UUID: {text:?}"))
 }
 
+/// What a refusal of undecodable input may say of it: the ids of its envelope that are
+/// valid ids (an invalid one is never echoed back into a result, a key or a log).
+fn readable(envelope: Option<&keel_envelope::CommandEnvelope>, reason: &'static str, error: String) -> Undecodable {
+    let valid = |id: &str| keel_ids::is_valid(id).then(|| id.to_owned());
+    Undecodable {
+        command_id: envelope
+            .filter(|e| keel_ids::is_valid(&e.command_id))
+            .and_then(|e| e.command_id.parse().ok()),
+        tenant: envelope.and_then(|e| valid(&e.tenant_id)),
+        stream: envelope
+            .filter(|e| keel_ids::check_stream("stream_id", &e.stream_id).is_ok())
+            .map(|e| e.stream_id.clone()),
+        reason,
+        error,
+    }
+}
+
 fn codec_error(error: impl std::fmt::Display) -> CodecError {
     CodecError(error.to_string())
 }
@@ -35,18 +52,10 @@ where
         let (envelope, command) =
             self.wire()
                 .decode_command::<A::Command>(bytes)
-                .map_err(|CommandDecodeError { envelope, error }| Undecodable {
-                    command_id: envelope.as_ref().and_then(|e| e.command_id.parse().ok()),
-                    tenant: envelope.as_ref().map(|e| e.tenant_id.clone()),
-                    stream: envelope.as_ref().map(|e| e.stream_id.clone()),
-                    error: error.to_string(),
+                .map_err(|CommandDecodeError { envelope, error }| {
+                    readable(envelope.as_deref(), error.code(), error.to_string())
                 })?;
-        let unreadable = |error: String| Undecodable {
-            command_id: envelope.command_id.parse().ok(),
-            tenant: Some(envelope.tenant_id.clone()),
-            stream: Some(envelope.stream_id.clone()),
-            error,
-        };
+        let unreadable = |error: String| readable(Some(&envelope), "undecodable", error);
         let command_id = uuid("command_id", &envelope.command_id).map_err(&unreadable)?;
         let correlation_id = uuid("correlation_id", &envelope.correlation_id).map_err(&unreadable)?;
         let causation_id = envelope
@@ -109,6 +118,12 @@ where
                 }
                 Err(WireError::Crypto(error)) if error.is_transient() => {
                     return Err(SealError::Unavailable(error.to_string()));
+                }
+                Err(WireError::Crypto(CryptoError::InvalidSubject(message))) => {
+                    return Err(SealError::Refused {
+                        reason: keel_ids::InvalidId::CODE,
+                        message,
+                    });
                 }
                 Err(error) => return Err(codec_error(error).into()),
             };

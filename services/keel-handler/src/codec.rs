@@ -30,14 +30,29 @@ pub struct DecodedCommand<C> {
 /// command id (and tenant and stream) could still be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undecodable {
-    /// The command id, if readable.
+    /// The command id, if readable (and a valid id).
     pub command_id: Option<Uuid>,
-    /// The tenant, if readable.
+    /// The tenant, if readable and a valid id (an invalid one is never echoed back).
     pub tenant: Option<String>,
-    /// The stream, if readable.
+    /// The stream, if readable and a valid id.
     pub stream: Option<String>,
+    /// The stable reason: `undecodable`, `invalid_id`, `out_of_bounds`, `payload_too_large`.
+    pub reason: &'static str,
     /// What was wrong, for the DLQ and the result.
     pub error: String,
+}
+
+impl Undecodable {
+    /// Input that is not a command at all: nothing of it could be read.
+    pub fn unreadable(error: impl Into<String>) -> Self {
+        Self {
+            command_id: None,
+            tenant: None,
+            stream: None,
+            reason: "undecodable",
+            error: error.into(),
+        }
+    }
 }
 
 /// Where a stream's chain stands before an append.
@@ -113,6 +128,15 @@ pub enum SealError {
     /// lost: nothing is wrong with the command, and the worker retries its batch.
     #[error("key store unavailable: {0}")]
     Unavailable(String),
+    /// Something about the command makes its events unsealable (a personal field's subject
+    /// id breaks the id grammar): the command is refused with `reason`.
+    #[error("{reason}: {message}")]
+    Refused {
+        /// The stable reason, e.g. `invalid_id`.
+        reason: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// Anything else: an encoding error, a key store refusing the request.
     #[error(transparent)]
     Codec(#[from] CodecError),

@@ -75,6 +75,17 @@ pub struct HandlerConfig {
     /// Largest accepted command record, in bytes; larger ones are refused.
     #[arg(long, env = "KEEL_MAX_COMMAND_BYTES", default_value_t = 256 * 1024)]
     pub max_command_bytes: usize,
+    /// Largest record the handler produces (the producer's `message.max.bytes`; keep it at
+    /// or under the topics' `max.message.bytes`): a command whose event would not fit is
+    /// refused as `event_too_large` instead of failing its transaction.
+    #[arg(long, env = "KEEL_MAX_RECORD_BYTES", default_value_t = 1_000_000)]
+    pub max_record_bytes: usize,
+    /// How long command results are kept for deduplication, in hours: a command id sent
+    /// again within it gets its original result. At least the commands topic's retention
+    /// (`KEEL_PLAINTEXT_RETENTION_HOURS`), so no command still in the topic can be decided
+    /// twice.
+    #[arg(long, env = "KEEL_DEDUP_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub dedup_retention_hours: u64,
     /// How long the group waits for a silent instance before moving its partitions, in ms.
     #[arg(long, env = "KEEL_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
     pub session_timeout_ms: u64,
@@ -99,6 +110,30 @@ pub struct HandlerConfig {
 }
 
 impl HandlerConfig {
+    /// Rejects settings that would break a guarantee: a deduplication window shorter than
+    /// the commands topic's retention, or a command limit the record limit cannot carry.
+    pub fn check(&self) -> Result<(), String> {
+        if self.dedup_retention_hours < self.plaintext_retention_hours {
+            return Err(format!(
+                "--dedup-retention-hours ({}) must be at least the commands topic's retention, \
+                 --plaintext-retention-hours ({}): a command still in the topic could be decided twice",
+                self.dedup_retention_hours, self.plaintext_retention_hours
+            ));
+        }
+        if self.max_command_bytes >= self.max_record_bytes {
+            return Err(format!(
+                "--max-command-bytes ({}) must be under --max-record-bytes ({})",
+                self.max_command_bytes, self.max_record_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long command results are kept for deduplication.
+    pub fn dedup_retention(&self) -> Duration {
+        Duration::from_secs(self.dedup_retention_hours.saturating_mul(3600))
+    }
+
     /// The topic names.
     pub fn topic_names(&self) -> TopicNames {
         TopicNames {

@@ -13,6 +13,9 @@ use rdkafka::statistics::{Statistics, Topic};
 pub(crate) struct RebalanceLog {
     pub(crate) assigned: BTreeSet<i32>,
     pub(crate) revoked: BTreeSet<i32>,
+    /// Whether the group gave this instance an assignment (possibly empty) since the loop
+    /// last looked: the instance has joined.
+    pub(crate) rebalanced: bool,
 }
 
 /// The handler consumer's context.
@@ -77,6 +80,7 @@ impl ConsumerContext for HandlerContext {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         match rebalance {
             Rebalance::Assign(partitions) => {
+                log.rebalanced = true;
                 for element in partitions.elements() {
                     tracing::info!(partition = element.partition(), "partition assigned");
                     log.assigned.insert(element.partition());

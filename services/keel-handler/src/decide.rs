@@ -167,19 +167,24 @@ fn run_domain<A: Aggregate>(state: &A::State, command: &A::Command) -> Result<Ve
         Ok(Ok(events)) => Ok(events),
         Ok(Err(refusal)) => Err(Rejection::new(refusal.code, refusal.message)),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic".into());
+            let what = panic_text(panic.as_ref());
             tracing::error!(panic = %what, "domain code panicked; the command is refused");
-            metrics::counter!("keel_handler_domain_panics_total").increment(1);
+            metrics::counter!("keel_handler_domain_panics_total", "in" => "handle").increment(1);
             Err(Rejection::new(
                 "internal_error",
                 "the domain failed unexpectedly while handling this command",
             ))
         }
     }
+}
+
+/// What a caught panic says, for the log.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 mod context;
 pub mod decide;
+mod faults;
 mod memory;
 mod replay;
 pub mod result;
@@ -61,7 +62,9 @@ where
 
 /// Connects to the CQL store, creating the keyspace and tables of the decision state.
 async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState> {
-    Ok(CqlHandlerState::new(connect(config).await?).await?)
+    Ok(CqlHandlerState::new(connect(config).await?)
+        .await?
+        .with_result_retention(config.dedup_retention()))
 }
 
 async fn connect(config: &HandlerConfig) -> anyhow::Result<Arc<scylla::client::session::Session>> {
@@ -138,8 +141,10 @@ where
     )
     .await?;
 
-    let producer: FutureProducer =
-        clients::transactional_producer(&config.brokers, &config.transactional_id()).create()?;
+    config.check().map_err(anyhow::Error::msg)?;
+    let producer: FutureProducer = clients::transactional_producer(&config.brokers, &config.transactional_id())
+        .set("message.max.bytes", config.max_record_bytes.to_string())
+        .create()?;
     tokio::task::block_in_place(|| producer.init_transactions(Duration::from_secs(60)))
         .context("initialising transactions (fences any earlier instance with the same id)")?;
 
@@ -163,7 +168,8 @@ where
         .and_then(|count| i32::try_from(count).ok())
         .filter(|count| *count > 0)
         .with_context(|| format!("topic {} has no partitions", config.commands_topic))?;
-    readiness.set("partitions", true, "waiting for an assignment");
+    // Not ready until the group assigns this instance its partitions (worker.rs).
+    readiness.set("partitions", false, "waiting for an assignment");
     tracing::info!(instance = %config.instance_id, partitions = partition_count, "handler started");
 
     let worker = Worker::<A, C, _> {
@@ -182,6 +188,8 @@ where
         writer: writer::StateWriter::spawn(Arc::clone(&state), readiness.clone()),
         readiness,
         partition_count,
+        quarantine: faults::Quarantine::default(),
+        isolation: faults::Isolation::default(),
     };
     let outcome = worker.run(shutdown).await;
     let _ = stop_tx.send(true);

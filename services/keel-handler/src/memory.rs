@@ -20,6 +20,11 @@ pub(crate) struct StreamEntry<S> {
     pub(crate) state: S,
     /// Offset of the last event reflected, in the stream's events partition (-1: none).
     pub(crate) position: i64,
+    /// Why the stream's state cannot be known (an event of it does not open, or the
+    /// domain's `apply` panics on it): its commands are refused as `stream_unavailable`
+    /// until a release that can fold it. A broken entry is never written to the store nor
+    /// dropped from memory, so the store's older state is never decided from.
+    pub(crate) broken: Option<String>,
 }
 
 impl<S: Default> Default for StreamEntry<S> {
@@ -29,7 +34,34 @@ impl<S: Default> Default for StreamEntry<S> {
             hash: Vec::new(),
             state: S::default(),
             position: -1,
+            broken: None,
         }
+    }
+}
+
+impl<S: Default> StreamEntry<S> {
+    /// Folds one event into the entry with the domain's `apply`; a panic there breaks the
+    /// stream instead of the process.
+    pub(crate) fn fold<A>(&mut self, event: &A::Event, recorded: &keel_domain::Recorded, hash: Vec<u8>, position: i64)
+    where
+        A: keel_domain::Aggregate<State = S>,
+    {
+        if self.broken.is_some() {
+            return;
+        }
+        let state = std::mem::take(&mut self.state);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| A::apply(state, event, recorded))) {
+            Ok(state) => self.state = state,
+            Err(panic) => {
+                let what = crate::decide::panic_text(panic.as_ref());
+                tracing::error!(panic = %what, version = recorded.version, "the domain's apply panicked; the stream is unavailable");
+                metrics::counter!("keel_handler_domain_panics_total", "in" => "apply").increment(1);
+                self.broken = Some(format!("the domain cannot fold event version {}", recorded.version));
+            }
+        }
+        self.version = recorded.version;
+        self.hash = hash;
+        self.position = position;
     }
 }
 
@@ -70,13 +102,25 @@ impl<S> PartitionMemory<S> {
     pub(crate) fn trim(&mut self, bounds: MemoryBounds) {
         if self.streams.len() > bounds.streams {
             let keep = bounds.streams * 3 / 4;
-            let mut positions: Vec<i64> = self.streams.values().map(|entry| entry.position).collect();
-            let cut = positions.len() - keep;
+            // Broken streams stay: the store does not hold their state.
+            let mut positions: Vec<i64> = self
+                .streams
+                .values()
+                .filter(|entry| entry.broken.is_none())
+                .map(|entry| entry.position)
+                .collect();
+            let cut = positions.len().saturating_sub(keep);
+            if cut == 0 {
+                return self.trim_results(bounds);
+            }
             // Streams below the threshold go, and as many at it as needed.
             let (_, &mut threshold, _) = positions.select_nth_unstable(cut - 1);
             let below = positions.iter().filter(|position| **position < threshold).count();
             let mut ties = cut - below;
             self.streams.retain(|_, entry| {
+                if entry.broken.is_some() {
+                    return true;
+                }
                 if entry.position < threshold {
                     return false;
                 }
@@ -85,6 +129,10 @@ impl<S> PartitionMemory<S> {
                 !drop
             });
         }
+        self.trim_results(bounds);
+    }
+
+    fn trim_results(&mut self, bounds: MemoryBounds) {
         if self.results.len() > bounds.results {
             let mut over = self.results.len() - bounds.results * 3 / 4;
             self.results.retain(|_, _| {
@@ -159,6 +207,19 @@ mod tests {
         }
         memory.trim(MemoryBounds { streams: 4, results: 8 });
         assert_eq!(memory.streams.len(), 3);
+    }
+
+    #[test]
+    fn a_broken_stream_is_never_dropped() {
+        let mut memory = memory(4, 0);
+        let broken = StreamEntry {
+            broken: Some("test".into()),
+            ..StreamEntry::default()
+        };
+        memory.streams.insert(("acme".into(), "broken".into()), broken);
+        memory.trim(MemoryBounds { streams: 0, results: 0 });
+        assert_eq!(memory.streams.len(), 1);
+        assert!(memory.streams.contains_key(&("acme".to_owned(), "broken".to_owned())));
     }
 
     #[test]

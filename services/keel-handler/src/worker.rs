@@ -5,7 +5,7 @@
 //! only once the transaction has committed; it is then written to the CQL store, and a crash
 //! before that write is repaired by the replay on the next assignment (`replay.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use keel_service::{Readiness, now_micros};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::Instrument;
@@ -27,6 +28,7 @@ use crate::codec::{AppendContext, ChainHead, Codec, DecodedCommand, SealError, S
 use crate::config::HandlerConfig;
 use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
+use crate::faults::{Isolation, Quarantine, record_refused};
 use crate::memory::{MemoryBounds, PartitionMemory, StreamEntry};
 use crate::result::{CommandResult, LogPosition, Outcome};
 use crate::writer::StateWriter;
@@ -37,6 +39,12 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const MEMORY_TRIM_WAIT: Duration = Duration::from_secs(1);
 /// The consumer name under which watermarks are stored.
 pub(crate) const WATERMARK_CONSUMER: &str = "keel-handler";
+/// Bytes a record's headers and framing may add to its key and value (trace context,
+/// `keel-event-id`, the record batch overhead), kept free under the producer's limit.
+const RECORD_OVERHEAD: usize = 1024;
+/// The most bytes of a stream's stored state snapshot (a large cell is slow in ScyllaDB,
+/// and a mutation over half the commit-log segment is refused).
+pub(crate) const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024;
 
 /// Why the loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,20 +57,29 @@ pub(crate) enum WorkerError {
     /// nothing of it committed; it is rewound and retried with backoff.
     #[error("retryable: {0}")]
     Retry(String),
+    /// A command of the batch was found poisoned and quarantined: nothing of the batch
+    /// committed; it is rewound and retried at once, refusing that command.
+    #[error("a command was quarantined")]
+    Quarantined,
+    /// The batch failed for a reason nobody classified: it is retried with backoff one
+    /// command at a time, until the command that fails alone is found (`faults.rs`).
+    #[error("unexplained: {0}")]
+    Unexplained(String),
 }
 
-/// A command of the batch, decoded or not.
-enum Item<C> {
+/// A command of the batch, decoded or not, with its raw record.
+enum Item<'m, C> {
     Command {
         partition: i32,
         offset: i64,
+        raw: &'m [u8],
         command: Box<DecodedCommand<C>>,
         trace: TraceHeaders,
     },
     Undecodable {
         partition: i32,
         offset: i64,
-        raw: Vec<u8>,
+        raw: &'m [u8],
         error: Undecodable,
         trace: TraceHeaders,
     },
@@ -76,7 +93,8 @@ struct Planned {
     stream: Option<String>,
     result: Option<CommandResult>,
     events: Vec<SealedEvent>,
-    dlq: Option<(Vec<u8>, String)>,
+    /// The dead letter: a bounded copy of the record and its headers.
+    dlq: Option<(Vec<u8>, OwnedHeaders)>,
     /// The trace context for what this command writes (W3C `traceparent`).
     trace: TraceHeaders,
 }
@@ -96,6 +114,10 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) writer: StateWriter,
     pub(crate) readiness: Readiness,
     pub(crate) partition_count: i32,
+    /// Commands found poisoned: refused and dead-lettered when their batch is retried.
+    pub(crate) quarantine: Quarantine,
+    /// Narrowing an unexplained failure down to one command.
+    pub(crate) isolation: Isolation,
 }
 
 impl<A, C, S> Worker<A, C, S>
@@ -117,8 +139,36 @@ where
                 continue;
             }
             let first_offsets = first_offsets(&batch);
-            match self.replay_then_process(batch).await {
+            let first = batch.first().map(|m| (m.partition(), m.offset())).unwrap_or_default();
+            let size = batch.len();
+            let outcome = self.replay_then_process(batch).await;
+            if let Err(WorkerError::Quarantined) = outcome {
+                // Nothing committed; the retry refuses the quarantined command at once.
+                self.rewind(&first_offsets)?;
+                continue;
+            }
+            let outcome = match outcome {
+                Err(WorkerError::Unexplained(message)) => {
+                    self.rewind(&first_offsets)?;
+                    if let Some((partition, offset)) = self.isolation.failed(first, size) {
+                        self.quarantine.add(
+                            partition,
+                            offset,
+                            Rejection::new(
+                                "internal_error",
+                                "the command failed alone repeatedly for a reason not classified; see the handler's log",
+                            ),
+                        );
+                        continue;
+                    }
+                    tracing::warn!(error = %message, size, "batch failed for an unexplained reason; isolating its commands");
+                    Err(WorkerError::Retry(message))
+                }
+                other => other,
+            };
+            match outcome {
                 Ok(()) => {
+                    self.isolation.succeeded();
                     if failures > 0 {
                         tracing::info!(failures, "processing resumed");
                         self.readiness.set("processing", true, "resumed");
@@ -127,9 +177,11 @@ where
                     failures = 0;
                 }
                 Err(WorkerError::Fatal(message)) => return Err(WorkerError::Fatal(message)),
+                Err(WorkerError::Quarantined | WorkerError::Unexplained(_)) => {}
                 Err(WorkerError::Retry(message)) => {
                     // Nothing of the batch committed: rewind it, wait, and try again. The
                     // commands are never skipped; past the bound the handler says it is paused.
+                    // (Rewinding twice after an unexplained failure is harmless.)
                     self.rewind(&first_offsets)?;
                     failures += 1;
                     let paused = failures >= self.config.retry_pause_after;
@@ -182,9 +234,12 @@ where
         let log = self.context.take();
         for partition in &log.revoked {
             self.partitions.remove(partition);
+            self.quarantine.revoked(*partition);
             batch.retain(|message| message.partition() != *partition);
         }
-        if !log.revoked.is_empty() || !log.assigned.is_empty() {
+        if log.rebalanced {
+            // Ready once the group has given this instance its share, even none: until then
+            // it decides nothing.
             let assigned: Vec<i32> = log.assigned.iter().copied().collect();
             self.readiness.set(
                 "partitions",
@@ -199,7 +254,8 @@ where
         let mut batch = Vec::new();
         let linger = Duration::from_millis(self.config.batch_linger_ms);
         let mut deadline = Instant::now() + Duration::from_secs(1);
-        while batch.len() < self.config.max_batch {
+        let limit = self.isolation.batch_limit(self.config.max_batch);
+        while batch.len() < limit {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let received = tokio::time::timeout(remaining, self.consumer.recv())
                 .await
@@ -226,7 +282,7 @@ where
         batch
     }
 
-    fn decode(&self, message: &OwnedMessage) -> Item<A::Command> {
+    fn decode<'m>(&self, message: &'m OwnedMessage) -> Item<'m, A::Command> {
         let partition = message.partition();
         let offset = message.offset();
         let raw = message.payload().unwrap_or_default();
@@ -234,19 +290,29 @@ where
         let undecodable = |error: Undecodable| Item::Undecodable {
             partition,
             offset,
-            raw: raw.to_vec(),
+            raw,
             error,
             trace: trace.clone(),
         };
         if raw.len() > self.config.max_command_bytes {
-            // Still read what can be read, so the sender gets a result for its command id.
-            let readable = self.codec.decode_command(raw).ok();
+            // Still read what can be read (valid ids only), so the sender gets a result for
+            // its command id.
+            let readable = match self.codec.decode_command(raw) {
+                Ok(command) => Some((
+                    Some(command.incoming.command_id),
+                    Some(command.incoming.tenant),
+                    Some(command.incoming.stream),
+                )),
+                Err(error) => Some((error.command_id, error.tenant, error.stream)),
+            };
+            let (command_id, tenant, stream) = readable.unwrap_or_default();
             return undecodable(Undecodable {
-                command_id: readable.as_ref().map(|c| c.incoming.command_id),
-                tenant: readable.as_ref().map(|c| c.incoming.tenant.clone()),
-                stream: readable.as_ref().map(|c| c.incoming.stream.clone()),
+                command_id,
+                tenant,
+                stream,
+                reason: "payload_too_large",
                 error: format!(
-                    "payload_too_large: {} bytes, the limit is {}",
+                    "the command is {} bytes, the limit is {}",
                     raw.len(),
                     self.config.max_command_bytes
                 ),
@@ -256,6 +322,7 @@ where
             Ok(command) => Item::Command {
                 partition,
                 offset,
+                raw,
                 command: Box::new(command),
                 trace,
             },
@@ -264,22 +331,44 @@ where
     }
 
     /// Loads, from the CQL store, the streams and results of this batch not held in memory.
-    async fn prefetch(&mut self, items: &[Item<A::Command>]) -> Result<(), WorkerError> {
-        let mut streams = BTreeMap::new();
-        let mut results = BTreeMap::new();
+    ///
+    /// A store out of reach fails the batch (it is retried); a stream or result the store
+    /// holds but cannot give back (a permanent error of its own) quarantines the commands
+    /// that need it; a snapshot of another release, or one that no longer decodes, is
+    /// rebuilt from the log.
+    async fn prefetch(&mut self, items: &[Item<'_, A::Command>]) -> Result<(), WorkerError> {
+        type Needing = (i32, Vec<i64>);
+        let mut streams: BTreeMap<(String, String), Needing> = BTreeMap::new();
+        let mut results: BTreeMap<(String, Uuid), Needing> = BTreeMap::new();
         for item in items {
-            let Item::Command { partition, command, .. } = item else {
+            let Item::Command {
+                partition,
+                offset,
+                command,
+                ..
+            } = item
+            else {
                 continue;
             };
+            if self.quarantine.get(*partition, *offset).is_some() {
+                continue;
+            }
             let memory = self.partitions.entry(*partition).or_default();
             let key = (command.incoming.tenant.clone(), command.incoming.stream.clone());
             if !memory.streams.contains_key(&key) {
-                streams.insert(key, *partition);
+                streams.entry(key).or_insert((*partition, Vec::new())).1.push(*offset);
             }
             let result_key = (command.incoming.tenant.clone(), command.incoming.command_id);
             if !memory.results.contains_key(&result_key) {
-                results.insert(result_key, *partition);
+                results
+                    .entry(result_key)
+                    .or_insert((*partition, Vec::new()))
+                    .1
+                    .push(*offset);
             }
+        }
+        if streams.is_empty() && results.is_empty() {
+            return Ok(());
         }
         let state = &self.state;
         // Streams and results are read together: both are point reads, independent.
@@ -288,49 +377,88 @@ where
             join_all(
                 results
                     .iter()
-                    .map(|((tenant, command_id), _)| state.result(tenant, *command_id)),
-            )
+                    .map(|((tenant, command_id), _)| state.result(tenant, *command_id))
+            ),
         );
-        for ((key, partition), loaded) in streams.into_iter().zip(loaded_streams) {
-            let record = self.retry_state(loaded)?;
-            let entry = match record {
-                Some(record) => entry_from_record::<A>(&record)?,
-                None => StreamEntry::default(),
+        let mut stale: BTreeMap<i32, BTreeSet<(String, String)>> = BTreeMap::new();
+        for ((key, (partition, offsets)), loaded) in streams.into_iter().zip(loaded_streams) {
+            let entry = match self.store_read(loaded)? {
+                Err(error) => {
+                    self.quarantine_all(partition, &offsets, "state_unreadable", &error);
+                    continue;
+                }
+                Ok(None) => StreamEntry::default(),
+                Ok(Some(record)) => match entry_from_record::<A>(&record) {
+                    Ok(entry) => entry,
+                    Err(why) => {
+                        tracing::warn!(partition, why = %why, "stored stream state is of another release; rebuilding it from the log");
+                        stale.entry(partition).or_default().insert(key);
+                        continue;
+                    }
+                },
             };
             self.partitions.entry(partition).or_default().streams.insert(key, entry);
         }
-        for ((key, partition), loaded) in results.into_iter().zip(loaded_results) {
-            if let Some(stored) = self.retry_state(loaded)? {
-                let result = self
-                    .codec
-                    .decode_result(&stored.result)
-                    .map_err(|error| WorkerError::Fatal(format!("a stored result does not decode: {error}")))?;
-                self.partitions
-                    .entry(partition)
-                    .or_default()
-                    .results
-                    .insert(key, result);
+        for (partition, keys) in stale {
+            let rebuilt = self.rebuild_streams(partition, &keys).await?;
+            self.partitions.entry(partition).or_default().streams.extend(rebuilt);
+        }
+        for ((key, (partition, offsets)), loaded) in results.into_iter().zip(loaded_results) {
+            let stored = match self.store_read(loaded)? {
+                Err(error) => {
+                    self.quarantine_all(partition, &offsets, "state_unreadable", &error);
+                    continue;
+                }
+                Ok(stored) => stored,
+            };
+            if let Some(stored) = stored {
+                match self.codec.decode_result(&stored.result) {
+                    Ok(result) => {
+                        self.partitions
+                            .entry(partition)
+                            .or_default()
+                            .results
+                            .insert(key, result);
+                    }
+                    Err(error) => self.quarantine_all(partition, &offsets, "state_unreadable", &error),
+                }
             }
         }
+        self.readiness.set("cql", true, "decision state readable");
         Ok(())
     }
 
-    fn retry_state<T>(&self, loaded: Result<T, keel_handler_state::StateError>) -> Result<T, WorkerError> {
-        // A failed read cannot be decided around: the batch is retried (transient) or the
-        // process stops (permanent); either way no command is skipped.
-        loaded.map_err(|error| {
-            self.readiness.set("cql", false, error.to_string());
-            if error.is_transient() {
-                WorkerError::Retry(format!("reading decision state: {error}"))
-            } else {
-                WorkerError::Fatal(format!("reading decision state: {error}"))
+    /// A read of the decision state: an outage fails the batch (retried, and `/readyz`
+    /// says so); a permanent error is the caller's to pin on the commands that need it.
+    fn store_read<T>(
+        &self,
+        loaded: Result<T, keel_handler_state::StateError>,
+    ) -> Result<Result<T, keel_handler_state::StateError>, WorkerError> {
+        match loaded {
+            Err(error) if error.is_transient() => {
+                self.readiness.set("cql", false, error.to_string());
+                Err(WorkerError::Retry(format!("reading decision state: {error}")))
             }
-        })
+            other => Ok(other),
+        }
+    }
+
+    fn quarantine_all(&mut self, partition: i32, offsets: &[i64], reason: &str, error: &dyn std::fmt::Display) {
+        for offset in offsets {
+            self.quarantine.add(
+                partition,
+                *offset,
+                Rejection::new(
+                    reason,
+                    format!("the stored decision state this command needs cannot be read: {error}"),
+                ),
+            );
+        }
     }
 
     async fn process_batch(&mut self, messages: Vec<OwnedMessage>) -> Result<(), WorkerError> {
         let started = Instant::now();
-        let items: Vec<Item<A::Command>> = messages.iter().map(|message| self.decode(message)).collect();
+        let items: Vec<Item<'_, A::Command>> = messages.iter().map(|message| self.decode(message)).collect();
         self.prefetch(&items).await?;
 
         let mut scratch: HashMap<i32, PartitionMemory<A::State>> = HashMap::new();
@@ -344,6 +472,9 @@ where
         };
         match outcome {
             Ok((state_batch, counts)) => {
+                for (partition, next) in next_offsets(&messages) {
+                    self.quarantine.committed(partition, next);
+                }
                 self.merge(scratch);
                 self.writer.write(state_batch).await;
                 self.trim_memory().await;
@@ -360,8 +491,21 @@ where
                 if let Err(abort) = transactional(|| self.producer.abort_transaction(TXN_TIMEOUT)) {
                     return Err(WorkerError::Fatal(format!("aborting a transaction failed: {abort}")));
                 }
-                // The loop rewinds the batch and retries it with backoff.
-                Err(WorkerError::Retry(format!("transaction aborted: {error}")))
+                // The loop rewinds the batch and retries it: at once without a quarantined
+                // command, one command at a time after an unexplained failure, with backoff
+                // after an outage.
+                match error {
+                    TxnError::Record {
+                        partition,
+                        offset,
+                        rejection,
+                    } => {
+                        self.quarantine.add(partition, offset, rejection);
+                        Err(WorkerError::Quarantined)
+                    }
+                    TxnError::Codec(message) => Err(WorkerError::Unexplained(message)),
+                    other => Err(WorkerError::Retry(format!("transaction aborted: {other}"))),
+                }
             }
         }
     }
@@ -370,7 +514,7 @@ where
     /// once the transaction has committed, and how many events were appended.
     async fn produce_batch(
         &mut self,
-        items: &[Item<A::Command>],
+        items: &[Item<'_, A::Command>],
         scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
     ) -> Result<(StateBatch, u64), TxnError> {
         let mut planned = Vec::with_capacity(items.len());
@@ -402,7 +546,16 @@ where
                 }
             })
         });
-        let event_offsets = join_all(event_sends).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let sent = join_all(event_sends).await;
+        let event_owners = planned
+            .iter()
+            .flat_map(|plan| plan.events.iter().map(move |_| (plan.partition, plan.offset)));
+        let deliveries: Vec<_> = sent
+            .into_iter()
+            .zip(event_owners)
+            .map(|(delivery, owner)| delivery.map_err(|error| (error, owner)))
+            .collect();
+        let event_offsets = delivered(deliveries)?;
         let mut event_offsets = event_offsets.into_iter().map(|delivery| delivery.offset);
 
         let mut batch = StateBatch::default();
@@ -484,33 +637,30 @@ where
                 .headers(headers.clone());
             self.producer.send(record, Duration::ZERO)
         });
-        let dead_letters: Vec<(Vec<u8>, OwnedHeaders)> = planned
-            .iter()
-            .filter_map(|plan| {
-                let (raw, error) = plan.dlq.as_ref()?;
-                let headers = plan.trace.add_to(keel_kafka::dead_letter_headers(
-                    error,
-                    &self.config.commands_topic,
-                    plan.partition,
-                    plan.offset,
-                ));
-                Some((raw.clone(), headers))
-            })
-            .collect();
-        let dlq_sends = dead_letters.iter().map(|(raw, headers)| {
+        let dlq_sends = planned.iter().filter_map(|plan| {
+            let (value, headers) = plan.dlq.as_ref()?;
             let record: FutureRecord<'_, (), Vec<u8>> = FutureRecord::to(&self.config.dlq_topic)
-                .payload(raw)
+                .payload(value)
                 .headers(headers.clone());
-            self.producer.send(record, Duration::ZERO)
+            Some(self.producer.send(record, Duration::ZERO))
         });
         let (result_deliveries, dlq_deliveries) = futures::join!(join_all(result_sends), join_all(dlq_sends));
         for delivery in dlq_deliveries {
+            // A dead letter is bounded far below any record limit: its failure is the broker's.
             delivery.map_err(|(error, _)| error)?;
             metrics::counter!("keel_handler_dlq_total").increment(1);
         }
+        let result_deliveries = delivered(
+            result_deliveries
+                .into_iter()
+                .zip(&results)
+                .map(|(delivery, (partition, offset, ..))| {
+                    delivery.map_err(|(error, _)| (error, (*partition, *offset)))
+                })
+                .collect(),
+        )?;
         let mut last_result_offset: BTreeMap<i32, i64> = BTreeMap::new();
         for ((partition, command_offset, tenant, _, result), delivery) in results.iter().zip(result_deliveries) {
-            let delivery = delivery.map_err(|(error, _)| error)?;
             last_result_offset.insert(*partition, delivery.offset);
             if let Some(tenant) = tenant {
                 let bytes = self
@@ -527,7 +677,7 @@ where
         }
 
         for memory in scratch.values() {
-            for ((tenant, stream), entry) in &memory.streams {
+            for ((tenant, stream), entry) in memory.streams.iter().filter(|(_, entry)| entry.broken.is_none()) {
                 batch
                     .streams
                     .push(record_from_entry::<A>(tenant, stream, entry).map_err(TxnError::Codec)?);
@@ -557,10 +707,10 @@ where
     /// decided now (a key store or KMS out of reach) and is retried as a whole.
     async fn plan(
         &self,
-        item: &Item<A::Command>,
+        item: &Item<'_, A::Command>,
         scratch: &mut HashMap<i32, PartitionMemory<A::State>>,
     ) -> Result<Planned, TxnError> {
-        let (partition, offset, command, trace) = match item {
+        let (partition, offset, raw, command, trace) = match item {
             Item::Undecodable {
                 partition,
                 offset,
@@ -568,7 +718,10 @@ where
                 error,
                 trace,
             } => {
-                tracing::warn!(partition, offset, error = %error.error, "undecodable command sent to the DLQ");
+                tracing::warn!(partition, offset, reason = error.reason, error = %error.error, "undecodable command sent to the DLQ");
+                let rejection = Rejection::new(error.reason, error.error.clone());
+                metrics::counter!("keel_handler_commands_total", "outcome" => "rejected", "reason" => error.reason)
+                    .increment(1);
                 let result = error.command_id.map(|command_id| CommandResult {
                     command_id,
                     tenant: error.tenant.clone(),
@@ -577,7 +730,7 @@ where
                     command_type: None,
                     actor: None,
                     on_behalf_of: Vec::new(),
-                    outcome: rejected(&undecodable_rejection(&error.error)),
+                    outcome: rejected(&rejection),
                 });
                 return Ok(Planned {
                     partition: *partition,
@@ -586,16 +739,17 @@ where
                     stream: error.stream.clone(),
                     result,
                     events: Vec::new(),
-                    dlq: Some((raw.clone(), error.error.clone())),
+                    dlq: Some(self.dead_letter(raw, &rejection, (*partition, *offset), error.command_id, trace)),
                     trace: trace.clone(),
                 });
             }
             Item::Command {
                 partition,
                 offset,
+                raw,
                 command,
                 trace,
-            } => (*partition, *offset, command, trace),
+            } => (*partition, *offset, *raw, command, trace),
         };
         let incoming = &command.incoming;
         let span = tracing::info_span!(
@@ -615,7 +769,37 @@ where
             .instrument(span.clone())
             .await?;
         planned.trace = TraceHeaders::of_span(&span).or(trace);
+        if let Some(rejection) = self.quarantine.get(partition, offset) {
+            planned.dlq = Some(self.dead_letter(
+                raw,
+                rejection,
+                (partition, offset),
+                Some(incoming.command_id),
+                &planned.trace,
+            ));
+        }
         Ok(planned)
+    }
+
+    /// The bounded DLQ record of the command at `position`, refused with `rejection`.
+    fn dead_letter(
+        &self,
+        raw: &[u8],
+        rejection: &Rejection,
+        (partition, offset): (i32, i64),
+        command_id: Option<Uuid>,
+        trace: &TraceHeaders,
+    ) -> (Vec<u8>, OwnedHeaders) {
+        keel_kafka::DeadLetter {
+            reason: &rejection.reason,
+            error: &rejection.message,
+            topic: &self.config.commands_topic,
+            partition,
+            offset,
+            command_id: command_id.map(|id| id.to_string()),
+            event_id: None,
+        }
+        .record(raw, trace)
     }
 
     /// Decides one decoded command (inside its span: tenant, stream, command id, correlation
@@ -648,6 +832,12 @@ where
             dlq: None,
             trace: TraceHeaders::default(),
         };
+
+        // A quarantined command is refused with why, before anything else reads it.
+        if let Some(rejection) = self.quarantine.get(partition, offset) {
+            let rejection = rejection.clone();
+            return Ok(self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned));
+        }
 
         // A replayed command id gets its original result and writes nothing else.
         let result_key = (incoming.tenant.clone(), incoming.command_id);
@@ -704,6 +894,14 @@ where
                     .insert(stream_key_pair.clone(), entry);
             }
         };
+        if entry.broken.is_some() {
+            let rejection = Rejection::new(
+                "stream_unavailable",
+                "the stream's history cannot be folded by this release of the domain; its commands are refused until one can",
+            );
+            restore(scratch, entry);
+            return Ok(self.refuse(result_of(rejected(&rejection)), &rejection, scratch, partition, planned));
+        }
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or_default();
         match self.gatekeeper.decide::<A>(incoming, &entry.state, entry.version, now) {
             Decision::Rejected(rejection) => {
@@ -736,6 +934,7 @@ where
                         "tenant_erased",
                         format!("tenant {tenant} is erased: its keys are destroyed, it takes no commands"),
                     )),
+                    Err(SealError::Refused { reason, message }) => Err(Rejection::new(reason, message)),
                     Err(SealError::Codec(error)) => {
                         tracing::error!(%error, "sealing events failed; the command is refused");
                         Err(Rejection::new(
@@ -743,6 +942,10 @@ where
                             "the events could not be sealed; retry later",
                         ))
                     }
+                };
+                let sealing = match sealing {
+                    Ok(sealed) => self.within_record_limit(&incoming.tenant, &incoming.stream, sealed),
+                    Err(rejection) => Err(rejection),
                 };
                 let sealed = match sealing {
                     Ok(sealed) => sealed,
@@ -763,9 +966,21 @@ where
                         event_id: seal.event_id,
                         version: seal.version,
                     };
-                    next.state = A::apply(next.state, event, &recorded);
-                    next.version = seal.version;
-                    next.hash = seal.hash.clone();
+                    // Keeps the position; `produce_batch` sets it once the offsets are known.
+                    next.fold::<A>(event, &recorded, seal.hash.clone(), next.position);
+                }
+                if next.broken.is_some() {
+                    // The domain cannot fold the events it just decided: abort the batch and
+                    // refuse this command on the retry (its stream state is lost with the
+                    // batch's scratch, never with what committed).
+                    return Err(TxnError::Record {
+                        partition,
+                        offset,
+                        rejection: Rejection::new(
+                            "internal_error",
+                            "the domain failed unexpectedly while applying this command's events",
+                        ),
+                    });
                 }
                 tracing::info!(events = sealed.len(), version = next.version, "command accepted");
                 metrics::counter!("keel_handler_commands_total", "outcome" => "accepted", "reason" => "").increment(1);
@@ -783,6 +998,33 @@ where
                 memory.results.insert(result_key, result.clone());
                 Ok(planned(result, sealed))
             }
+        }
+    }
+
+    /// `sealed`, if every event fits the producer's record limit with its key and headers;
+    /// else the refusal of the command (producing it would fail the whole transaction).
+    fn within_record_limit(
+        &self,
+        tenant: &str,
+        stream: &str,
+        sealed: Vec<SealedEvent>,
+    ) -> Result<Vec<SealedEvent>, Rejection> {
+        let key = tenant.len() + 1 + stream.len();
+        let limit = self.config.max_record_bytes;
+        match sealed
+            .iter()
+            .find(|event| key + event.bytes.len() + RECORD_OVERHEAD > limit)
+        {
+            None => Ok(sealed),
+            Some(event) => Err(Rejection::new(
+                "event_too_large",
+                format!(
+                    "event version {} of this command is {} bytes sealed; a record may hold {} with its key and headers",
+                    event.version,
+                    event.bytes.len(),
+                    limit.saturating_sub(key + RECORD_OVERHEAD)
+                ),
+            )),
         }
     }
 
@@ -816,7 +1058,7 @@ where
         let metadata = self
             .consumer
             .group_metadata()
-            .ok_or_else(|| TxnError::Codec("the consumer has no group metadata".into()))?;
+            .ok_or_else(|| TxnError::Unavailable("the consumer has no group metadata yet".into()))?;
         transactional(|| {
             self.producer
                 .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)
@@ -866,6 +1108,40 @@ pub(crate) enum TxnError {
     /// A key store or KMS out of reach while sealing: the batch is retried.
     #[error("sealing events: {0}")]
     Unavailable(String),
+    /// Something about one command makes the transaction fail (the broker refuses its
+    /// record, the domain cannot fold its events): it is quarantined.
+    #[error("the command at {partition}/{offset} cannot be written: {}", rejection.message)]
+    Record {
+        partition: i32,
+        offset: i64,
+        rejection: Rejection,
+    },
+}
+
+/// Where a command was read: its partition and offset.
+type CommandAt = (i32, i64);
+
+/// The deliveries of a transaction's sends, or why they failed: a record the broker
+/// refuses for itself blames its command (the first such, as a refused record aborts the
+/// transaction and fails the sends after it); any other failure blames the broker.
+fn delivered(deliveries: Vec<Result<Delivery, (KafkaError, CommandAt)>>) -> Result<Vec<Delivery>, TxnError> {
+    if let Some((error, (partition, offset))) = deliveries
+        .iter()
+        .find_map(|delivery| delivery.as_ref().err().filter(|(error, _)| record_refused(error)))
+    {
+        return Err(TxnError::Record {
+            partition: *partition,
+            offset: *offset,
+            rejection: Rejection::new(
+                "record_refused",
+                format!("the broker refused a record of this command: {error}"),
+            ),
+        });
+    }
+    deliveries
+        .into_iter()
+        .map(|delivery| delivery.map_err(|(error, _)| TxnError::Kafka(error)))
+        .collect()
 }
 
 impl TxnError {
@@ -882,21 +1158,24 @@ fn transactional<T>(call: impl FnOnce() -> Result<T, KafkaError>) -> Result<T, K
     tokio::task::block_in_place(call)
 }
 
+/// The most bytes of a refusal's message in a result (parsers' errors can quote input).
+const MAX_MESSAGE_BYTES: usize = 1024;
+
 fn rejected(rejection: &Rejection) -> Outcome {
+    let mut message = rejection.message.clone();
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - 3;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
     Outcome::Rejected {
         reason: rejection.reason.clone(),
-        message: rejection.message.clone(),
+        message,
         current_version: rejection.current_version,
     }
-}
-
-fn undecodable_rejection(error: &str) -> Rejection {
-    let reason = if error.starts_with("payload_too_large") {
-        "payload_too_large"
-    } else {
-        "undecodable"
-    };
-    Rejection::new(reason, error)
 }
 
 fn batch_partitions(batch: &[OwnedMessage]) -> Vec<i32> {
@@ -923,18 +1202,25 @@ fn next_offsets(batch: &[OwnedMessage]) -> BTreeMap<i32, i64> {
     next
 }
 
-pub(crate) fn entry_from_record<A: Aggregate>(record: &StreamRecord) -> Result<StreamEntry<A::State>, WorkerError> {
-    let state = serde_json::from_slice(&record.snapshot).map_err(|error| {
-        WorkerError::Fatal(format!(
-            "snapshot of {}/{} does not decode: {error}",
-            record.tenant, record.stream
-        ))
-    })?;
+/// The stream entry a stored record holds; `Err` with why when its snapshot is of another
+/// release of the domain (another [`Aggregate::SNAPSHOT_VERSION`]) or does not decode: the
+/// caller rebuilds the stream from the log instead.
+pub(crate) fn entry_from_record<A: Aggregate>(record: &StreamRecord) -> Result<StreamEntry<A::State>, String> {
+    if record.snapshot_version != A::SNAPSHOT_VERSION {
+        return Err(format!(
+            "snapshot version {} where this release writes {}",
+            record.snapshot_version,
+            A::SNAPSHOT_VERSION
+        ));
+    }
+    let state =
+        serde_json::from_slice(&record.snapshot).map_err(|error| format!("the snapshot does not decode: {error}"))?;
     Ok(StreamEntry {
         version: record.version,
         hash: record.last_hash.clone(),
         state,
         position: record.position,
+        broken: None,
     })
 }
 
@@ -945,11 +1231,18 @@ pub(crate) fn record_from_entry<A: Aggregate>(
 ) -> Result<StreamRecord, String> {
     let snapshot =
         serde_json::to_vec(&entry.state).map_err(|error| format!("snapshot of {tenant}/{stream}: {error}"))?;
+    if snapshot.len() > MAX_SNAPSHOT_BYTES {
+        return Err(format!(
+            "snapshot of {tenant}/{stream} is {} bytes, over the limit of {MAX_SNAPSHOT_BYTES}",
+            snapshot.len()
+        ));
+    }
     Ok(StreamRecord {
         tenant: tenant.to_owned(),
         stream: stream.to_owned(),
         version: entry.version,
         last_hash: entry.hash.clone(),
+        snapshot_version: A::SNAPSHOT_VERSION,
         snapshot,
         position: entry.position,
     })

@@ -15,6 +15,16 @@
 //! committed; on restart, events before the checkpoint are skipped. **Freshness**: the log
 //! heads of the assigned partitions are saved about once a second, so the query API can
 //! tell lag; a thread of their own reads them ([`heads`]), so a batch never waits on them.
+//!
+//! **Faults.** An event that can never be projected (it does not read, its ids break the
+//! id grammar, it does not open, the store refuses its rows, a projection panics on it) is
+//! dead-lettered with its reason (a bounded copy, to `keel.dlq`), counted
+//! (`keel_projector_dead_letters_total{reason}`), logged, and passed: the projection moves
+//! on. When a batch's write fails and the event to blame is not known, its events are
+//! written one by one to find it. Anything that may pass (the store or key vault out of
+//! reach, an event of a payload schema this release does not know yet) pauses the
+//! partition instead, retried with backoff, and `/readyz` says so: nothing is skipped for
+//! an outage or a release behind its handler.
 
 mod avro;
 pub mod cli;
@@ -39,8 +49,9 @@ use keel_kafka::trace::TraceHeaders;
 use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{Record, SupportModels};
+use support::{Failure, Prepared, Record, SupportModels};
 
 /// Configuration of one projector instance: flags, each also a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Parser)]
@@ -75,6 +86,9 @@ pub struct ProjectorConfig {
     /// Most events applied per batch.
     #[arg(long, env = "KEEL_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
+    /// Dead-letter topic for events that can never be projected.
+    #[arg(long, env = "KEEL_DLQ_TOPIC", default_value = "keel.dlq")]
+    pub dlq_topic: String,
     /// Where the keys that open payloads are.
     #[command(flatten)]
     pub keys: keel_vault_cql::KeyArgs,
@@ -118,6 +132,7 @@ pub async fn run_customer_support(
     consumer.subscribe(&[&config.events_topic])?;
     let consumer = Arc::new(consumer);
     let heads = Arc::new(Heads::watch(&config.brokers, &config.group_id, &config.events_topic)?);
+    let dead_letters: Arc<FutureProducer> = Arc::new(clients::producer(&config.brokers).create()?);
 
     tokio::pin!(shutdown);
     let mut generation = generations.serving().await?;
@@ -137,6 +152,7 @@ pub async fn run_customer_support(
             models: SupportModels::new(Arc::clone(&session), Arc::clone(&keys)).await?,
             consumer: Arc::clone(&consumer),
             heads: Arc::clone(&heads),
+            dead_letters: Arc::clone(&dead_letters),
             checkpoints: CqlCheckpoints::new(session).await?,
             readiness: readiness.clone(),
             generations: Arc::clone(&generations),
@@ -167,15 +183,40 @@ enum Stop {
     Switch(String),
 }
 
+/// An event that can never be projected, and why.
+struct Fault {
+    partition: i32,
+    offset: i64,
+    reason: &'static str,
+    error: String,
+}
+
+impl Fault {
+    fn of(record: &Record<'_>, reason: &'static str, error: String) -> Self {
+        Self {
+            partition: record.partition,
+            offset: record.offset,
+            reason,
+            error,
+        }
+    }
+}
+
+/// The value of header `key` of `message`, if it is UTF-8 and an id.
+fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    message
+        .headers()
+        .and_then(|headers| headers.iter().find(|header| header.key == key))
+        .and_then(|header| header.value)
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .filter(|value| keel_ids::is_valid(value))
+        .map(str::to_owned)
+}
+
 /// The span of projecting one event: partition, offset and event id (the handler's
 /// `keel-event-id` header), a child of the trace in the event's `traceparent` header.
 fn event_span(message: &OwnedMessage) -> tracing::Span {
-    let event_id = message
-        .headers()
-        .and_then(|headers| headers.iter().find(|header| header.key == "keel-event-id"))
-        .and_then(|header| header.value)
-        .and_then(|value| std::str::from_utf8(value).ok())
-        .unwrap_or_default();
+    let event_id = header(message, "keel-event-id").unwrap_or_default();
     let span = tracing::info_span!(
         "project",
         partition = message.partition(),
@@ -191,6 +232,8 @@ struct Projector {
     models: SupportModels,
     consumer: Arc<StreamConsumer>,
     heads: Arc<Heads>,
+    /// Sends events that can never be projected to the DLQ.
+    dead_letters: Arc<FutureProducer>,
     checkpoints: CqlCheckpoints,
     readiness: Readiness,
     generations: Arc<Generations>,
@@ -242,7 +285,8 @@ impl Projector {
                     }
                 }
                 Err(error) => {
-                    // Nothing is skipped: rewind to the checkpoints and try again, visibly.
+                    // Only what may pass gets here (an event that never can is dead-lettered
+                    // in `apply`): rewind to the checkpoints and try again, visibly.
                     failures += 1;
                     tracing::error!(%error, failures, "applying events failed; retrying from the checkpoints");
                     self.readiness
@@ -354,9 +398,23 @@ impl Projector {
             });
             spans.push(event_span(message));
         }
-        let times = self.models.apply(&records).await?;
+        let (prepared, faults) = self.project(&records).await?;
+        self.dead_letter(batch, &faults).await?;
+        let times: HashMap<(i32, i64), i64> = prepared
+            .iter()
+            .map(|p| ((p.record.partition, p.record.offset), p.recorded_at_micros()))
+            .collect();
         let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
-        for (record, time) in records.iter().zip(times) {
+        for record in &records {
+            let previous = last
+                .get(&record.partition)
+                .map(|(_, time)| *time)
+                .or_else(|| self.event_times.get(&record.partition).copied())
+                .unwrap_or(0);
+            let time = times
+                .get(&(record.partition, record.offset))
+                .copied()
+                .unwrap_or(previous);
             last.insert(record.partition, (record.offset, time));
         }
         let saved: Vec<Checkpoint> = last
@@ -383,8 +441,87 @@ impl Projector {
             // Only a hint for where to resume: the checkpoints above are the truth.
             self.consumer.commit(&offsets, CommitMode::Async)?;
         }
-        metrics::counter!("keel_projector_events_total").increment(records.len() as u64);
+        metrics::counter!("keel_projector_events_total").increment(prepared.len() as u64);
         drop(spans);
+        Ok(())
+    }
+
+    /// Prepares and writes `records`: the events written, and those that can never be
+    /// (dead letters to be). Fails only for what may pass, and then nothing is skipped.
+    async fn project<'a>(&self, records: &[Record<'a>]) -> anyhow::Result<(Vec<Prepared<'a>>, Vec<Fault>)> {
+        let mut prepared = Vec::with_capacity(records.len());
+        let mut faults = Vec::new();
+        for record in records {
+            match self.models.prepare(*record).await {
+                Ok(event) => prepared.push(event),
+                Err(Failure::Transient(error)) => anyhow::bail!(error),
+                Err(Failure::Permanent { reason, error }) => faults.push(Fault::of(record, reason, error)),
+            }
+        }
+        match self.models.write(&prepared).await {
+            Ok(()) => {}
+            Err(Failure::Transient(error)) => anyhow::bail!(error),
+            Err(Failure::Permanent { reason, error }) => {
+                // Which event is it? Rewriting the others' rows changes nothing.
+                tracing::warn!(reason, %error, events = prepared.len(), "a batch's rows were refused; writing its events one by one");
+                let mut written = Vec::with_capacity(prepared.len());
+                for event in prepared {
+                    match self.models.write(std::slice::from_ref(&event)).await {
+                        Ok(()) => written.push(event),
+                        Err(Failure::Transient(error)) => anyhow::bail!(error),
+                        Err(Failure::Permanent { reason, error }) => {
+                            faults.push(Fault::of(&event.record, reason, error));
+                        }
+                    }
+                }
+                prepared = written;
+            }
+        }
+        Ok((prepared, faults))
+    }
+
+    /// Sends a bounded copy of each faulted event to the DLQ with its reason, and waits
+    /// for the broker to have them (before the checkpoint passes them). A crash in between
+    /// sends them again: dead letters are at least once; `keel-source` tells copies apart.
+    async fn dead_letter(&self, batch: &[OwnedMessage], faults: &[Fault]) -> anyhow::Result<()> {
+        for fault in faults {
+            let Some(message) = batch
+                .iter()
+                .find(|m| m.partition() == fault.partition && m.offset() == fault.offset)
+            else {
+                continue;
+            };
+            let event_id = header(message, "keel-event-id").or_else(|| self.models.event_id(message.payload()?));
+            tracing::error!(
+                partition = fault.partition,
+                offset = fault.offset,
+                event_id = event_id.as_deref().unwrap_or_default(),
+                reason = fault.reason,
+                error = %fault.error,
+                "an event cannot be projected; it is dead-lettered and passed"
+            );
+            let (value, headers) = keel_kafka::DeadLetter {
+                reason: fault.reason,
+                error: &format!("projection: {}", fault.error),
+                topic: &self.config.events_topic,
+                partition: fault.partition,
+                offset: fault.offset,
+                command_id: None,
+                event_id,
+            }
+            .record(
+                message.payload().unwrap_or_default(),
+                &TraceHeaders::from_record(message.headers()),
+            );
+            let record: FutureRecord<'_, (), Vec<u8>> = FutureRecord::to(&self.config.dlq_topic)
+                .payload(&value)
+                .headers(headers);
+            self.dead_letters
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|(error, _)| anyhow::anyhow!("dead-lettering an event failed: {error}"))?;
+            metrics::counter!("keel_projector_dead_letters_total", "reason" => fault.reason).increment(1);
+        }
         Ok(())
     }
 

@@ -40,6 +40,9 @@ pub struct RebuildArgs {
     /// The events topic.
     #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
     pub events_topic: String,
+    /// Dead-letter topic for events the rebuild's projector can never project.
+    #[arg(long, env = "KEEL_DLQ_TOPIC", default_value = "keel.dlq")]
+    pub dlq_topic: String,
     /// The new generation's keyspace (default: `<keyspace>_g<unix seconds>`).
     #[arg(long)]
     pub into: Option<String>,
@@ -136,6 +139,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
         instance_id: "rebuild-0".into(),
         ops_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         max_batch: 500,
+        dlq_topic: args.dlq_topic.clone(),
         keys: keel_vault_cql::KeyArgs {
             vault_keyspace: Some(
                 args.keys

@@ -39,6 +39,69 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
 }
 
+/// An event read and opened, ready to be written to every projection.
+pub struct Prepared<'a> {
+    /// Where it is in the log.
+    pub record: Record<'a>,
+    envelope: EventEnvelope,
+    meta: EventMeta,
+    /// The domain event; `None` for system events and events of an erased tenant.
+    event: Option<SupportEvent>,
+}
+
+impl Prepared<'_> {
+    /// When the event was recorded, µs since the Unix epoch.
+    pub fn recorded_at_micros(&self) -> i64 {
+        self.meta.recorded_at_micros
+    }
+}
+
+/// Why events could not be projected.
+#[derive(Debug)]
+pub enum Failure {
+    /// May pass: the CQL store or the key vault out of reach, or an event of a payload
+    /// schema this release does not know yet (a newer handler wrote it: upgrade the
+    /// projector). The batch is retried; nothing is skipped.
+    Transient(String),
+    /// Will never pass for this event (it does not read, its ids break the grammar, the
+    /// store refuses its rows): it is dead-lettered and the projection moves on.
+    Permanent {
+        /// The stable reason.
+        reason: &'static str,
+        /// What was wrong.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(error) => write!(f, "{error}"),
+            Self::Permanent { reason, error } => write!(f, "{reason}: {error}"),
+        }
+    }
+}
+
+fn permanent(reason: &'static str) -> impl Fn(String) -> Failure {
+    move |error| Failure::Permanent { reason, error }
+}
+
+/// A failed write: transient when the store is out of reach, else permanent.
+fn write_failure(error: &anyhow::Error) -> Failure {
+    let transient = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<scylla::errors::ExecutionError>())
+        .is_some_and(|error| !keel_cql::is_permanent(error));
+    if transient {
+        Failure::Transient(format!("{error:#}"))
+    } else {
+        Failure::Permanent {
+            reason: "unstorable",
+            error: format!("{error:#}"),
+        }
+    }
+}
+
 /// The read models of the customer-support domain.
 pub struct SupportModels {
     codec: EventCodec<keel_crypto::LocalFileKms, keel_vault_cql::CqlKeyVault>,
@@ -57,48 +120,75 @@ impl SupportModels {
         })
     }
 
-    /// Applies `records`, idempotently; returns each one's recorded-at time (µs).
-    pub async fn apply(&self, records: &[Record<'_>]) -> anyhow::Result<Vec<i64>> {
-        let mut envelopes = Vec::with_capacity(records.len());
-        let mut metas = Vec::with_capacity(records.len());
-        for record in records {
-            let at = || format!("event at {}/{}", record.partition, record.offset);
-            let envelope = self
-                .codec
-                .wire()
-                .read_event(record.bytes)
-                .map_err(|error| anyhow::anyhow!("{} does not read: {error}", at()))?;
-            let meta = meta_of(&envelope).map_err(|error| anyhow::anyhow!("{}: {error}", at()))?;
-            metas.push((record.partition, record.offset, meta));
-            envelopes.push(envelope);
-        }
-        let mut events = Vec::with_capacity(records.len());
-        for envelope in &envelopes {
-            events.push(self.open(envelope).await?);
-        }
-        let logged: Vec<LoggedEvent<'_>> = records
+    /// Reads and opens the event of `record`: its envelope, its metadata (every id checked
+    /// against the id grammar, so no row key can be refused for it) and its payload.
+    pub async fn prepare<'a>(&self, record: Record<'a>) -> Result<Prepared<'a>, Failure> {
+        let envelope = self
+            .codec
+            .wire()
+            .read_event(record.bytes)
+            .map_err(|error| error.to_string())
+            .map_err(permanent("undecodable"))?;
+        check_ids(&envelope)
+            .map_err(|error| error.to_string())
+            .map_err(permanent(keel_ids::InvalidId::CODE))?;
+        let meta = meta_of(&envelope).map_err(permanent("undecodable"))?;
+        let event = self.open(&envelope).await?;
+        Ok(Prepared {
+            record,
+            envelope,
+            meta,
+            event,
+        })
+    }
+
+    /// The id of the event in `bytes`, if its envelope reads and the id is an id.
+    pub fn event_id(&self, bytes: &[u8]) -> Option<String> {
+        let envelope = self.codec.wire().read_event(bytes).ok()?;
+        keel_ids::is_valid(&envelope.event_id).then_some(envelope.event_id)
+    }
+
+    /// Writes `prepared` to every projection, idempotently. A panic in a projection's code
+    /// is a permanent failure, like a row the store refuses.
+    pub async fn write(&self, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
+        use futures::FutureExt;
+        let metas: Vec<(i32, i64, EventMeta)> = prepared
             .iter()
-            .zip(&envelopes)
-            .zip(&events)
-            .map(|((record, envelope), event)| LoggedEvent {
-                partition: record.partition,
-                offset: record.offset,
-                bytes: record.bytes,
-                envelope,
-                event: event.as_ref(),
+            .map(|p| (p.record.partition, p.record.offset, p.meta.clone()))
+            .collect();
+        let logged: Vec<LoggedEvent<'_>> = prepared
+            .iter()
+            .map(|p| LoggedEvent {
+                partition: p.record.partition,
+                offset: p.record.offset,
+                bytes: p.record.bytes,
+                envelope: &p.envelope,
+                event: p.event.as_ref(),
             })
             .collect();
-        futures::try_join!(self.trails.write(&metas), self.projections.write(&logged))?;
-        Ok(metas
-            .iter()
-            .map(|(_, _, meta): &(i32, i64, EventMeta)| meta.recorded_at_micros)
-            .collect())
+        let writes = async { futures::try_join!(self.trails.write(&metas), self.projections.write(&logged)) };
+        match std::panic::AssertUnwindSafe(writes).catch_unwind().await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(write_failure(&error)),
+            Err(panic) => {
+                metrics::counter!("keel_projector_panics_total").increment(1);
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic".into());
+                Err(Failure::Permanent {
+                    reason: "projection_panicked",
+                    error: what,
+                })
+            }
+        }
     }
 
     /// The domain event of `envelope`; `None` when its tenant was erased (its events keep
     /// their place in the trails and the sealed copy, and nothing else) and for system
     /// events (erasures), which are in the trails only.
-    async fn open(&self, envelope: &EventEnvelope) -> anyhow::Result<Option<SupportEvent>> {
+    async fn open(&self, envelope: &EventEnvelope) -> Result<Option<SupportEvent>, Failure> {
         if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
             metrics::counter!("keel_projector_system_events_total", "type" => envelope.event_type.clone()).increment(1);
             return Ok(None);
@@ -112,12 +202,33 @@ impl SupportModels {
                 metrics::counter!("keel_projector_erased_tenant_events_total").increment(1);
                 Ok(None)
             }
-            Err(error) => Err(anyhow::anyhow!(
-                "event {} of {}/{} does not open: {error}",
-                envelope.event_id,
-                envelope.tenant_id,
-                envelope.stream_id
-            )),
+            Err(WireError::Crypto(error)) if error.is_transient() => Err(Failure::Transient(format!(
+                "event {} does not open yet: {error}",
+                envelope.event_id
+            ))),
+            Err(WireError::UnknownPayload(schema)) => Err(Failure::Transient(format!(
+                "event {} has payload schema {schema}, unknown to this release: upgrade the projector",
+                envelope.event_id
+            ))),
+            Err(error) => Err(Failure::Permanent {
+                reason: "unopenable",
+                error: format!("event {} does not open: {error}", envelope.event_id),
+            }),
         }
     }
+}
+
+/// Checks the ids an event's rows are keyed by against the id grammar: an older handler
+/// (or a writer other than the handler) may have let any string through.
+fn check_ids(envelope: &EventEnvelope) -> Result<(), keel_ids::InvalidId> {
+    keel_ids::check("tenant_id", &envelope.tenant_id)?;
+    keel_ids::check_stream("stream_id", &envelope.stream_id)?;
+    keel_ids::check("actor.id", &envelope.actor.id)?;
+    for principal in &envelope.actor.delegation {
+        keel_ids::check("actor.delegation.id", &principal.id)?;
+    }
+    for subject in &envelope.data_subjects {
+        keel_ids::check("data_subjects", subject)?;
+    }
+    Ok(())
 }

@@ -137,6 +137,17 @@ async fn begin<C: Checkpoints>(
     Ok((models, freshness, stale))
 }
 
+/// Not found unless the customer has a profile: every customer route agrees on who exists.
+async fn known_customer(support: &Support, tenant: &str, customer: &str) -> Result<(), ApiError> {
+    support
+        .projections
+        .profile(tenant, customer)
+        .await
+        .map_err(internal)?
+        .map(|_| ())
+        .ok_or(ApiError::NotFound)
+}
+
 fn answered<T, C>(
     route: &'static str,
     started: std::time::Instant,
@@ -228,6 +239,7 @@ pub async fn subscriptions<C: Checkpoints>(
         &consistency,
     )
     .await?;
+    known_customer(&fresh.0.support, &tenant, &customer).await?;
     let data = fresh
         .0
         .support
@@ -243,12 +255,14 @@ pub async fn subscriptions<C: Checkpoints>(
 pub struct Refunds {
     /// Every refund, in the order issued.
     pub refunds: Vec<RefundRow>,
-    /// Issued, in cents.
-    pub issued_cents: i64,
+    /// Issued, in cents. Summed as 128-bit integers, so no history of refunds overflows
+    /// (each refund is at most `keel_customer_support::MAX_REFUND_CENTS`; older rows may
+    /// hold more).
+    pub issued_cents: i128,
     /// Taken back by reversals, in cents.
-    pub reversed_cents: i64,
+    pub reversed_cents: i128,
     /// Issued less reversed.
-    pub net_cents: i64,
+    pub net_cents: i128,
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}/refunds`
@@ -267,6 +281,7 @@ pub async fn refunds<C: Checkpoints>(
         &consistency,
     )
     .await?;
+    known_customer(&fresh.0.support, &tenant, &customer).await?;
     let rows = fresh
         .0
         .support
@@ -274,8 +289,8 @@ pub async fn refunds<C: Checkpoints>(
         .refunds(&tenant, &customer)
         .await
         .map_err(internal)?;
-    let issued_cents = rows.iter().map(|r| r.amount_cents).sum();
-    let reversed_cents = rows.iter().map(|r| r.reversed_cents).sum();
+    let issued_cents: i128 = rows.iter().map(|r| i128::from(r.amount_cents)).sum();
+    let reversed_cents: i128 = rows.iter().map(|r| i128::from(r.reversed_cents)).sum();
     let data = Refunds {
         refunds: rows,
         issued_cents,
@@ -312,6 +327,7 @@ pub async fn emails<C: Checkpoints>(
     let started = std::time::Instant::now();
     let fresh = begin(&state, &headers, (&tenant, "customer", &customer), EMAILS, &consistency).await?;
     let support = &fresh.0.support;
+    known_customer(support, &tenant, &customer).await?;
     let rows = support.projections.emails(&tenant, &customer).await.map_err(internal)?;
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
@@ -362,6 +378,7 @@ pub async fn referrals<C: Checkpoints>(
     )
     .await?;
     let support = &fresh.0.support;
+    known_customer(support, &tenant, &customer).await?;
     let rows = support
         .projections
         .referrals(&tenant, &customer)

@@ -27,6 +27,9 @@ pub enum ApiError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An id in the path breaks the id grammar every entry point enforces (`keel-ids`).
+    #[error(transparent)]
+    InvalidId(#[from] keel_ids::InvalidId),
     /// Read-your-writes: the projection did not reach the asked position in time.
     #[error("the projection has not reached the requested position yet")]
     NotFresh(Freshness),
@@ -43,6 +46,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadParameter { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
+            Self::InvalidId(_) => (StatusCode::BAD_REQUEST, keel_ids::InvalidId::CODE),
             Self::NotFresh(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_fresh"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

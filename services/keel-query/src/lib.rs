@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
@@ -217,15 +218,27 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     }
 }
 
-/// An id from the path: present, at most 256 bytes, no control characters.
+/// An id from the path, in the grammar every entry point enforces (`keel-ids`); a stream
+/// may be a system stream (`keel.erasure:<subject>`).
 pub(crate) fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
-        return Err(ApiError::BadParameter {
-            name,
-            reason: "must be 1 to 256 bytes without control characters".into(),
-        });
+    if name == "stream" {
+        keel_ids::check_stream(name, value)?;
+    } else {
+        keel_ids::check(name, value)?;
     }
     Ok(())
+}
+
+/// What a request whose handler panicked is answered: a 500 with the `internal` code, like
+/// any other internal error, instead of a dropped connection. The panic is logged.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into());
+    metrics::counter!("keel_query_panics_total").increment(1);
+    ApiError::Internal(format!("a request handler panicked: {what}")).into_response()
 }
 
 /// A stream's audit trail: who did what, in what order, on whose behalf, allowed by which
@@ -315,7 +328,7 @@ async fn certificate<C>(
 
 /// The API's routes over `state`.
 pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v1/tenants/{tenant}/projections/{projection}/freshness",
             get(freshness::<C>),
@@ -355,7 +368,13 @@ pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
-        .with_state(state)
+        .with_state(state);
+    contained(routes)
+}
+
+/// `router` with panics contained: a handler that panics answers 500 `internal`.
+fn contained(router: Router) -> Router {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
 }
 
 /// Follows the serving generation (a rebuild's switch-over swaps the read models within a
@@ -466,4 +485,38 @@ pub async fn run(
     tracing::info!(address = %listener.local_addr()?, "query API listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_route_answers_500_with_a_code_and_the_next_request_is_served()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let router = contained(Router::new().route(
+            "/boom",
+            get(|| async {
+                let amounts = [i64::MAX, i64::MAX];
+                // What summing money with `+` did before: overflow panics in debug builds.
+                let total: i64 = amounts
+                    .iter()
+                    .fold(0_i64, |sum, amount| sum.checked_add(*amount).expect("overflow"));
+                total.to_string()
+            }),
+        ));
+        for _ in 0..2 {
+            let response = router.clone().oneshot(Request::get("/boom").body(Body::empty())?).await;
+            let response = response.map_err(|never| match never {})?;
+            assert_eq!(response.status(), 500);
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16).await?;
+            let body: serde_json::Value = serde_json::from_slice(&body)?;
+            assert_eq!(body["error"]["code"], "internal", "{body}");
+        }
+        Ok(())
+    }
 }
