@@ -5,7 +5,12 @@
 #   infra.sh up [kafka|cassandra]
 #                     fetch on first use, format Kafka's storage on first start, start both,
 #                     wait until each really answers (or fail with the log's tail)
-#   infra.sh down     stop both; no process of ours is left behind
+#   infra.sh down     stop both; no process of this checkout's .local/ is left behind, and
+#                     nothing else is touched (another checkout's stack keeps running)
+#   infra.sh stop kafka|cassandra
+#                     stop one server cleanly (SIGTERM); `up` starts it again
+#   infra.sh kill kafka|cassandra
+#                     kill one server with SIGKILL, as a crash would (tests of restarts)
 #   infra.sh status   what runs, and what each server answers
 #   infra.sh nodetool ARGS...
 #                     Cassandra's nodetool against the local node (JMX on 127.0.0.1:7199),
@@ -18,7 +23,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 INFRA="$ROOT/infra"
-LOCAL=${KEEL_LOCAL_DIR:-$ROOT/.local}
+LOCAL=$(realpath -m -- "${KEEL_LOCAL_DIR:-$ROOT/.local}")
 JAVA=${KEEL_JAVA:-java}
 MVN=${KEEL_MVN:-mvn}
 UP_TIMEOUT=${KEEL_UP_TIMEOUT:-180}
@@ -39,15 +44,39 @@ show_log_tail() {
   fi
 }
 
+# Every server process carries two markers on its command line: -Dkeel.infra=<name> and
+# -Dkeel.local=<this .local/, canonical>. Only processes with both are this checkout's.
+
+# Whether process $1's command line has the exact argument $2.
+has_arg() {
+  { tr '\0' '\n' < "/proc/$1/cmdline"; } 2>/dev/null | grep -qxF -- "$2"
+}
+
+# Whether process $1's command line has an argument starting with $2.
+has_arg_prefix() {
+  { tr '\0' '\n' < "/proc/$1/cmdline"; } 2>/dev/null | grep -q -- "^$2"
+}
+
 # The pid of a running server of ours, or nothing. A pid counts only if its command line
-# carries our marker, so a recycled pid is never mistaken for the server.
+# carries our markers, so a recycled pid (or another checkout's server) is never mistaken
+# for it; a server started before the -Dkeel.local marker existed counts if our pid file
+# names it and it has no other checkout's marker.
 running_pid() {
   local name=$1 pidfile="$LOCAL/run/$1.pid" pid
   [[ -f $pidfile ]] || return 0
   pid=$(<"$pidfile")
-  if [[ -n $pid ]] && { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "-Dkeel.infra=$name"; then
+  [[ -n $pid ]] && has_arg "$pid" "-Dkeel.infra=$name" || return 0
+  if has_arg "$pid" "-Dkeel.local=$LOCAL" || ! has_arg_prefix "$pid" "-Dkeel.local="; then
     echo "$pid"
   fi
+}
+
+# Every process of this checkout's servers, pid file or not (say, after `rm -rf .local/run`).
+our_processes() {
+  local pid
+  for pid in $(pgrep -f -- "-Dkeel.infra=(kafka|cassandra)" || true); do
+    if has_arg "$pid" "-Dkeel.local=$LOCAL"; then echo "$pid"; fi
+  done
 }
 
 java_major() {
@@ -140,7 +169,7 @@ print(text)')
   fi
   mapfile -t options < <(read_options "$INFRA/kafka/jvm.options")
   say "starting kafka"
-  launch kafka "$LOCAL/logs/kafka.log" "$JAVA" "${options[@]}" -Dkeel.infra=kafka \
+  launch kafka "$LOCAL/logs/kafka.log" "$JAVA" "${options[@]}" -Dkeel.infra=kafka -Dkeel.local="$LOCAL" \
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.yaml" -cp "$classpath" kafka.Kafka "$home/server.properties"
 }
 
@@ -158,7 +187,7 @@ start_cassandra() {
   [[ -n $jamm ]] || fail "jamm agent jar missing from $home/libs; delete $home/libs and retry"
   mapfile -t options < <(read_options "$INFRA/cassandra/jvm17-server.options")
   say "starting cassandra"
-  launch cassandra "$LOCAL/logs/cassandra.log" "$JAVA" "${options[@]}" -Dkeel.infra=cassandra \
+  launch cassandra "$LOCAL/logs/cassandra.log" "$JAVA" "${options[@]}" -Dkeel.infra=cassandra -Dkeel.local="$LOCAL" \
     -javaagent:"$jamm" \
     -Dcassandra.config="file://$home/conf/cassandra.yaml" \
     -Dlogback.configurationFile="$home/conf/logback.xml" \
@@ -220,12 +249,26 @@ stop() {
   rm -f "$LOCAL/run/$name.pid"
 }
 
+# Kills one server with SIGKILL, as a crash would; its pid file stays, like after a crash.
+crash() {
+  local name=$1 pid
+  pid=$(running_pid "$name")
+  [[ -n $pid ]] || fail "$name is not running"
+  say "killing $name (pid $pid) with SIGKILL"
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+one_server() {
+  [[ ${1:-} == kafka || ${1:-} == cassandra ]] || fail "name a server: kafka or cassandra"
+}
+
 down() {
   stop kafka
   stop cassandra
-  # Anything of ours that outlived its pid file (say, after `rm -rf .local/run`).
+  # Anything of this checkout's that outlived its pid file; never another checkout's.
   local stray
-  stray=$(pgrep -f -- "-Dkeel.infra=(kafka|cassandra)" || true)
+  stray=$(our_processes)
   if [[ -n $stray ]]; then
     say "stopping leftover processes: $(echo $stray)"
     kill -KILL $stray 2>/dev/null || true
@@ -263,7 +306,9 @@ nodetool() {
 case ${1:-} in
   up) up "${2:-all}" ;;
   down) down ;;
+  stop) one_server "${2:-}"; stop "$2" ;;
+  kill) one_server "${2:-}"; crash "$2" ;;
   status) status ;;
   nodetool) shift; nodetool "$@" ;;
-  *) echo "usage: $0 up [kafka|cassandra] | down | status | nodetool ARGS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up [kafka|cassandra] | down | stop kafka|cassandra | kill kafka|cassandra | status | nodetool ARGS..." >&2; exit 2 ;;
 esac

@@ -16,8 +16,13 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use uuid::Uuid;
 
-/// A domain whose `handle` panics when a command says "boom".
+/// A domain whose `handle` panics when a command says "boom", whose `apply` panics on an
+/// event saying "apply-boom", and on "later" once [`FOLD_LATER_PANICS`] is set (as a new
+/// release that cannot fold an old event).
 struct Fragile;
+
+/// Makes Fragile's `apply` panic on the event "later".
+static FOLD_LATER_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Say(String);
@@ -49,7 +54,12 @@ impl Aggregate for Fragile {
         Ok(vec![Said(command.0.clone())])
     }
 
-    fn apply(count: u64, _: &Said, _: &Recorded) -> u64 {
+    fn apply(count: u64, said: &Said, _: &Recorded) -> u64 {
+        assert!(said.0 != "apply-boom", "the domain's apply blew up on purpose");
+        assert!(
+            !(said.0 == "later" && FOLD_LATER_PANICS.load(Ordering::SeqCst)),
+            "a later release cannot fold this event"
+        );
         count + 1
     }
 }
@@ -185,6 +195,84 @@ async fn a_panic_in_domain_code_rejects_that_command_and_the_handler_goes_on() -
     harness.stop().await
 }
 
+/// Sends `say` to `stream` as the agent; returns the command id.
+async fn say(harness: &HandlerHarness, stream: &str, say: &str) -> TestResult<Uuid> {
+    let wire = Wire {
+        command_id: Uuid::new_v4(),
+        tenant: "acme".into(),
+        stream: stream.into(),
+        credential: agent_credential("acme"),
+        say: say.into(),
+    };
+    harness
+        .send_raw(&stream_key("acme", stream), &serde_json::to_vec(&wire)?)
+        .await?;
+    Ok(wire.command_id)
+}
+
+fn accepted_at(outcome: &Outcome, version: u64) -> bool {
+    matches!(outcome, Outcome::Accepted { versions, .. } if versions == &[version])
+}
+
+fn refused_for(outcome: &Outcome, why: &str) -> bool {
+    matches!(outcome, Outcome::Rejected { reason, .. } if reason == why)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_domains_apply_refuses_that_command_and_the_handler_goes_on() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.restart_with::<Fragile, _>(FragileCodec::default())?;
+    let before = say(&harness, "s-1", "hello").await?;
+    let boom = say(&harness, "s-1", "apply-boom").await?;
+    let after = say(&harness, "s-1", "still here").await?;
+
+    let outcome = async |id| -> TestResult<Outcome> { Ok(harness.result_of(id).await?.outcome) };
+    assert!(accepted_at(&outcome(before).await?, 1));
+    let refused = outcome(boom).await?;
+    assert!(refused_for(&refused, "internal_error"), "{refused:?}");
+    assert!(
+        accepted_at(&outcome(after).await?, 2),
+        "the stream goes on at version 2"
+    );
+    let letters = harness.dead_letters(1).await?;
+    assert_eq!(
+        letters.iter().map(|l| l.header("keel-command-id")).collect::<Vec<_>>(),
+        [Some(boom.to_string())],
+        "the command is dead-lettered"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_domain_cannot_fold_is_unavailable_while_the_partition_goes_on() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.restart_with::<Fragile, _>(FragileCodec::default())?;
+    let outcome =
+        async |harness: &HandlerHarness, id| -> TestResult<Outcome> { Ok(harness.result_of(id).await?.outcome) };
+    let old = say(&harness, "s-old", "later").await?;
+    let other = say(&harness, "s-other", "hello").await?;
+    assert!(accepted_at(&outcome(&harness, old).await?, 1));
+    assert!(accepted_at(&outcome(&harness, other).await?, 1));
+    harness.stop().await?;
+
+    // A release that cannot fold "later" replays the partition from the log alone.
+    FOLD_LATER_PANICS.store(true, Ordering::SeqCst);
+    let session = harness.session().await?;
+    for table in ["handler_streams", "handler_watermarks"] {
+        session.query_unpaged(format!("TRUNCATE {table}"), &[]).await?;
+    }
+    harness.restart_with::<Fragile, _>(FragileCodec::default())?;
+    let stuck = say(&harness, "s-old", "more").await?;
+    let fine = say(&harness, "s-other", "more").await?;
+    let refused = outcome(&harness, stuck).await?;
+    assert!(refused_for(&refused, "stream_unavailable"), "{refused:?}");
+    assert!(
+        accepted_at(&outcome(&harness, fine).await?, 2),
+        "the rest of the partition goes on"
+    );
+    harness.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_store_out_of_reach_while_sealing_retries_the_batch_and_refuses_no_command() -> TestResult {
     let mut harness = HandlerHarness::prepare(1).await?;
@@ -298,5 +386,91 @@ async fn a_failing_store_pauses_the_handler_visibly_and_no_command_is_skipped() 
     );
     assert_eq!(harness.results(1).await?.len(), 1, "exactly one result");
     assert_eq!(gauge("keel_handler_paused"), Some(0.0), "and it says it resumed");
+    harness.stop().await
+}
+
+fn free_local_addr() -> TestResult<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?)
+}
+
+/// `/readyz` of the service at `addr`: ready or not, and what its checks say.
+async fn readyz(addr: std::net::SocketAddr) -> Option<(bool, String)> {
+    let response = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+    let ready = response.status().is_success();
+    Some((ready, response.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_is_not_ready_before_the_group_gives_it_its_partitions() -> TestResult {
+    let mut harness = HandlerHarness::prepare(2).await?;
+    harness.config.ops_addr = free_local_addr()?;
+    let ops = harness.config.ops_addr;
+    harness.restart()?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut waiting_seen = false;
+    let body = loop {
+        if let Some((ready, body)) = readyz(ops).await {
+            if body.contains("waiting for an assignment") {
+                waiting_seen = true;
+                assert!(!ready, "ready while waiting for an assignment: {body}");
+            }
+            if ready {
+                break body;
+            }
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(body.contains("assigned"), "ready once assigned: {body}");
+    assert!(
+        waiting_seen,
+        "the wait for an assignment was observed (else this test proves nothing)"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_is_ready_again_once_its_store_answers_again() -> TestResult {
+    let mut harness = HandlerHarness::prepare(1).await?;
+    harness.config.retry_backoff_max_ms = 300;
+    harness.config.ops_addr = free_local_addr()?;
+    let ops = harness.config.ops_addr;
+    let state = std::sync::Arc::new(FlakyState {
+        inner: keel_handler_state::InMemoryHandlerState::new(),
+        failures: std::sync::atomic::AtomicU32::new(3),
+    });
+    harness.restart_with_state(state)?;
+    let command = keel_integration_tests::handler_harness::agent_command(
+        "acme",
+        "c-1",
+        keel_integration_tests::handler_harness::register("c-1"),
+    );
+    harness.send(&command).await?;
+    let mut said_unavailable = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !said_unavailable && tokio::time::Instant::now() < deadline {
+        said_unavailable = readyz(ops)
+            .await
+            .is_some_and(|(ready, body)| !ready && body.contains("store unavailable"));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        said_unavailable,
+        "while its store failed, the handler said it was not ready"
+    );
+    let result = harness.result_of(command.command_id).await?;
+    assert!(accepted_at(&result.outcome, 1), "{result:?}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ready, body) = readyz(ops).await.unwrap_or_default();
+        if ready {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the store answers again and commands are accepted, yet the handler says: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     harness.stop().await
 }

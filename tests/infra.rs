@@ -119,3 +119,65 @@ fn busy_kafka_port_is_a_clear_error_not_a_hang() -> TestResult {
 fn busy_cql_port_is_a_clear_error_not_a_hang() -> TestResult {
     assert_busy_port_is_reported("cassandra", 9042)
 }
+
+/// A process that looks like a server of the stack in `local_dir` to anything reading
+/// command lines: the markers every server carries, as separate arguments.
+struct Decoy(std::process::Child);
+
+impl Decoy {
+    fn of(server: &str, local_dir: &Path) -> TestResult<Self> {
+        let child = Command::new("python3")
+            .args(["-c", "import time; time.sleep(600)"])
+            .arg(format!("-Dkeel.infra={server}"))
+            .arg(format!("-Dkeel.local={}", local_dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting a decoy")?;
+        Ok(Self(child))
+    }
+
+    fn alive(&mut self) -> TestResult<bool> {
+        Ok(self.0.try_wait()?.is_none())
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn down_stops_only_the_servers_of_its_own_checkout() -> TestResult {
+    let _guard = STACK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let shared = shared_stack_up()?;
+    let shared_pids = pids(&shared)?;
+    let ours = tempfile::tempdir()?;
+    let other = tempfile::tempdir()?;
+    let mut leftover = Decoy::of("cassandra", &std::fs::canonicalize(ours.path())?)?;
+    let mut elsewhere = Decoy::of("kafka", &std::fs::canonicalize(other.path())?)?;
+
+    let output = infra(&["down"], ours.path())?;
+    assert!(
+        output.status.success(),
+        "down failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // `down` kills with SIGKILL: give the kernel a moment to reap.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leftover.alive()? && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!leftover.alive()?, "a leftover server of this checkout survived down");
+    assert!(elsewhere.alive()?, "down killed another checkout's server");
+    for pid in [&shared_pids.0, &shared_pids.1] {
+        let pid = pid.trim();
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "down in another folder killed the shared stack's process {pid}"
+        );
+    }
+    Ok(())
+}

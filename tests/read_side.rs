@@ -14,7 +14,14 @@ use crate::handler_harness::HandlerHarness;
 /// Starts the projector and the query API over the handler's topics and keyspace; returns
 /// the API's base URL.
 pub async fn start_read_side(harness: &HandlerHarness) -> TestResult<String> {
-    let config = harness.projector_config(&harness.config.keyspace);
+    start_read_side_with(harness, harness.projector_config(&harness.config.keyspace)).await
+}
+
+/// [`start_read_side`] with the projector's configuration given (its ops address, say).
+pub async fn start_read_side_with(
+    harness: &HandlerHarness,
+    config: keel_projector::ProjectorConfig,
+) -> TestResult<String> {
     let keys = config.keys.clone();
     tokio::spawn(keel_projector::run_customer_support(
         config,

@@ -315,7 +315,10 @@ async fn certificate<C>(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.principal(&tenant, &headers)?;
-    path_id("subject", &subject)?;
+    // `*` names the erasure of the whole tenant; any other subject is an id.
+    if subject != keel_erasure::WHOLE_TENANT {
+        path_id("subject", &subject)?;
+    }
     let store = state.erasures.as_ref().ok_or(ApiError::NotFound)?;
     let document = store
         .certificate(&tenant, &subject)
