@@ -150,8 +150,8 @@ struct Admin {
     authenticator: Authenticator,
     policies: HashMap<String, Policy>,
     signer: Signer,
-    producer: FutureProducer,
-    consumer: StreamConsumer,
+    producer: FutureProducer<clients::Named>,
+    consumer: StreamConsumer<clients::Named>,
     events_partitions: i32,
     /// The control session, for the per-subject event counts of the serving generation.
     session: Arc<Session>,
@@ -233,14 +233,12 @@ async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Ad
     )
     .await?;
 
-    let producer: FutureProducer =
-        clients::transactional_producer(&config.brokers, &config.transactional_id()).create()?;
+    let producer: FutureProducer<clients::Named> =
+        clients::transactional_producer(&config.brokers, &config.transactional_id())
+            .create_with_context(clients::Named("admin-producer"))?;
     tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT))
         .context("initialising transactions (fences any earlier instance with the same id)")?;
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
-    consumer_config.set("group.instance.id", config.transactional_id());
-    let consumer: StreamConsumer = consumer_config.create()?;
-    consumer.subscribe(&[&config.admin_topic])?;
+    let consumer = group_consumer(&config)?;
     let events_partitions = partition_count(&consumer, &config.events_topic).await?;
     repair_uncommitted(&store, &consumer, &config.admin_topic).await?;
     tracing::info!(instance = %config.instance_id, events_partitions, "admin service started");
@@ -266,10 +264,25 @@ async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Ad
     })
 }
 
+/// The admin service's group consumer of the admin topic, subscribed: `read_committed`,
+/// static membership.
+fn group_consumer(config: &AdminConfig) -> anyhow::Result<StreamConsumer<clients::Named>> {
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    consumer_config.set("group.instance.id", config.transactional_id());
+    let consumer: StreamConsumer<clients::Named> =
+        consumer_config.create_with_context(clients::Named("admin-consumer"))?;
+    consumer.subscribe(&[&config.admin_topic])?;
+    Ok(consumer)
+}
+
 /// Marks committed every erasure record whose input record the group has consumed past:
 /// its transaction committed (offsets only move inside one) but the process died before
 /// marking it.
-async fn repair_uncommitted(store: &ErasureStore, consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
+async fn repair_uncommitted(
+    store: &ErasureStore,
+    consumer: &StreamConsumer<clients::Named>,
+    topic: &str,
+) -> anyhow::Result<()> {
     let pending = store.uncommitted().await?;
     if pending.is_empty() {
         return Ok(());
@@ -295,7 +308,7 @@ async fn repair_uncommitted(store: &ErasureStore, consumer: &StreamConsumer, top
 }
 
 /// The partition count of `topic`, waiting up to a minute for it to exist.
-async fn partition_count(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<i32> {
+async fn partition_count(consumer: &StreamConsumer<clients::Named>, topic: &str) -> anyhow::Result<i32> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
@@ -398,7 +411,7 @@ fn base_result(envelope: &CommandEnvelope, command_id: Uuid) -> CommandResult {
 }
 
 impl Admin {
-    async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+    async fn run(mut self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         loop {
             let message = tokio::select! {
@@ -409,6 +422,16 @@ impl Admin {
                 received = self.consumer.recv() => match received {
                     Ok(message) => message.detach(),
                     Err(KafkaError::PartitionEOF(_)) => continue,
+                    Err(KafkaError::MessageConsumptionFatal(code)) => {
+                        // The consumer is unusable (the group fenced it after a broker
+                        // restart): a new one rejoins, as a restart of the process would.
+                        tracing::warn!(%code, "the consumer failed fatally; it is replaced and rejoins the group");
+                        metrics::counter!("keel_admin_consumer_rejoins_total").increment(1);
+                        let consumer = group_consumer(&self.config)?;
+                        let old = std::mem::replace(&mut self.consumer, consumer);
+                        tokio::task::block_in_place(|| drop(old));
+                        continue;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "consuming admin commands failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;

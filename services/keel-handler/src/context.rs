@@ -32,6 +32,14 @@ impl HandlerContext {
 }
 
 impl ClientContext for HandlerContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        keel_kafka::clients::log_client_error("handler-consumer", error, reason);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        keel_kafka::clients::log_client_line("handler-consumer", level, facility, message);
+    }
+
     /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each assigned
     /// partition as `keel_handler_consumer_lag{partition}`.
     fn stats(&self, statistics: Statistics) {

@@ -60,6 +60,25 @@ where
     run_with_state::<A, C, _>(config, codec, state, shutdown).await
 }
 
+/// The handler's group consumer of the commands topic, subscribed: `read_committed`, offsets
+/// committed only inside transactions, and static membership (KIP-345): a restarted
+/// instance takes its predecessor's place in the group at once instead of waiting out its
+/// session, and keeps its partitions.
+pub(crate) fn group_consumer(
+    config: &HandlerConfig,
+    context: HandlerContext,
+) -> Result<StreamConsumer<HandlerContext>, rdkafka::error::KafkaError> {
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    consumer_config
+        .set("group.instance.id", config.transactional_id())
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        // Statistics every second feed keel_handler_consumer_lag (context.rs).
+        .set("statistics.interval.ms", "1000");
+    let consumer: StreamConsumer<HandlerContext> = consumer_config.create_with_context(context)?;
+    consumer.subscribe(&[&config.commands_topic])?;
+    Ok(consumer)
+}
+
 /// Connects to the CQL store, creating the keyspace and tables of the decision state.
 async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState> {
     Ok(CqlHandlerState::new(connect(config).await?)
@@ -142,23 +161,15 @@ where
     .await?;
 
     config.check().map_err(anyhow::Error::msg)?;
-    let producer: FutureProducer = clients::transactional_producer(&config.brokers, &config.transactional_id())
-        .set("message.max.bytes", config.max_record_bytes.to_string())
-        .create()?;
+    let producer: FutureProducer<clients::Named> =
+        clients::transactional_producer(&config.brokers, &config.transactional_id())
+            .set("message.max.bytes", config.max_record_bytes.to_string())
+            .create_with_context(clients::Named("handler-producer"))?;
     tokio::task::block_in_place(|| producer.init_transactions(Duration::from_secs(60)))
         .context("initialising transactions (fences any earlier instance with the same id)")?;
 
     let context = HandlerContext::default();
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
-    // Static membership (KIP-345): a restarted instance takes its predecessor's place in the
-    // group at once instead of waiting out its session, and keeps its partitions.
-    consumer_config
-        .set("group.instance.id", config.transactional_id())
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
-        // Statistics every second feed keel_handler_consumer_lag (context.rs).
-        .set("statistics.interval.ms", "1000");
-    let consumer: StreamConsumer<HandlerContext> = consumer_config.create_with_context(context.clone())?;
-    consumer.subscribe(&[&config.commands_topic])?;
+    let consumer = group_consumer(&config, context.clone())?;
     let metadata =
         tokio::task::block_in_place(|| consumer.fetch_metadata(Some(&config.commands_topic), Duration::from_secs(30)))?;
     let partition_count = metadata
@@ -190,6 +201,7 @@ where
         partition_count,
         quarantine: faults::Quarantine::default(),
         isolation: faults::Isolation::default(),
+        fenced: false,
     };
     let outcome = worker.run(shutdown).await;
     let _ = stop_tx.send(true);

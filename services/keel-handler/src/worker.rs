@@ -106,7 +106,7 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) gatekeeper: Arc<Gatekeeper>,
     pub(crate) consumer: StreamConsumer<HandlerContext>,
     pub(crate) context: HandlerContext,
-    pub(crate) producer: FutureProducer,
+    pub(crate) producer: FutureProducer<keel_kafka::clients::Named>,
     pub(crate) partitions: HashMap<i32, PartitionMemory<A::State>>,
     /// The most streams and results remembered per partition.
     pub(crate) bounds: MemoryBounds,
@@ -118,6 +118,8 @@ pub(crate) struct Worker<A: Aggregate, C: Codec<A>, S: HandlerState> {
     pub(crate) quarantine: Quarantine,
     /// Narrowing an unexplained failure down to one command.
     pub(crate) isolation: Isolation,
+    /// The consumer reported a fatal error (the group fenced it): it must be replaced.
+    pub(crate) fenced: bool,
 }
 
 impl<A, C, S> Worker<A, C, S>
@@ -135,6 +137,12 @@ where
                 () = &mut shutdown => break,
                 batch = self.collect_batch() => batch,
             };
+            if self.fenced {
+                // Nothing of `batch` was decided; the new consumer resumes from the offsets
+                // committed with the last transaction.
+                self.rejoin()?;
+                continue;
+            }
             if batch.is_empty() {
                 continue;
             }
@@ -215,6 +223,25 @@ where
         self.process_batch(batch).await
     }
 
+    /// Replaces a consumer that failed fatally with a new one of the same static member id,
+    /// as a restart of the process would: what it remembered of its partitions is dropped
+    /// (the new assignment replays them), nothing committed is lost.
+    fn rejoin(&mut self) -> Result<(), WorkerError> {
+        metrics::counter!("keel_handler_consumer_rejoins_total").increment(1);
+        self.readiness
+            .set("partitions", false, "rejoining the group with a new consumer");
+        self.partitions.clear();
+        self.quarantine = Quarantine::default();
+        self.isolation = Isolation::default();
+        self.context.take();
+        let consumer = crate::group_consumer(&self.config, self.context.clone())
+            .map_err(|error| WorkerError::Fatal(format!("creating a new consumer: {error}")))?;
+        let old = std::mem::replace(&mut self.consumer, consumer);
+        tokio::task::block_in_place(|| drop(old));
+        self.fenced = false;
+        Ok(())
+    }
+
     /// Seeks each partition back to the first offset of a batch that did not commit.
     fn rewind(&self, first_offsets: &BTreeMap<i32, i64>) -> Result<(), WorkerError> {
         for (&partition, &offset) in first_offsets {
@@ -271,6 +298,14 @@ where
                         deadline = Instant::now() + linger;
                     }
                     batch.push(message);
+                }
+                Ok(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    // librdkafka's consumer is unusable after a fatal error. Seen after a
+                    // broker restart: the coordinator fences the static member's old
+                    // session (FencedInstanceId) while it rejoins.
+                    tracing::warn!(%code, "the consumer failed fatally; it is replaced and rejoins the group");
+                    self.fenced = true;
+                    break;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "consuming commands failed; retrying");

@@ -30,7 +30,9 @@ impl Heads {
     /// watcher stops within [`INTERVAL`] of this being dropped.
     pub(crate) fn watch(brokers: &str, group_id: &str, topic: &str) -> anyhow::Result<Self> {
         // Never subscribes: no group membership, only a connection of its own.
-        let probe: BaseConsumer = clients::read_committed_consumer(brokers, &format!("{group_id}-heads")).create()?;
+        let probe: BaseConsumer<clients::Named> =
+            clients::read_committed_consumer(brokers, &format!("{group_id}-heads"))
+                .create_with_context(clients::Named("projector-heads"))?;
         let (partitions, wanted) = watch::channel(Vec::new());
         let (sender, latest) = watch::channel(Vec::new());
         let topic = topic.to_owned();
@@ -68,7 +70,7 @@ impl Heads {
     }
 }
 
-fn heads(probe: &BaseConsumer, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<Head>> {
+fn heads(probe: &BaseConsumer<clients::Named>, topic: &str, partitions: &[i32]) -> anyhow::Result<Vec<Head>> {
     let mut heads = Vec::with_capacity(partitions.len());
     for &partition in partitions {
         let (_, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(5))?;

@@ -123,16 +123,10 @@ pub async fn run_customer_support(
     let generations = Arc::new(Generations::new(Arc::clone(&control), &config.keyspace).await?);
     readiness.set("cql", true, "connected");
 
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
-    consumer_config.set(
-        "group.instance.id",
-        format!("{}-{}", config.group_id, config.instance_id),
-    );
-    let consumer: StreamConsumer = consumer_config.create()?;
-    consumer.subscribe(&[&config.events_topic])?;
-    let consumer = Arc::new(consumer);
+    let mut consumer = Arc::new(group_consumer(&config)?);
     let heads = Arc::new(Heads::watch(&config.brokers, &config.group_id, &config.events_topic)?);
-    let dead_letters: Arc<FutureProducer> = Arc::new(clients::producer(&config.brokers).create()?);
+    let dead_letters =
+        Arc::new(clients::producer(&config.brokers).create_with_context(clients::Named("projector-dead-letters"))?);
 
     tokio::pin!(shutdown);
     let mut generation = generations.serving().await?;
@@ -163,6 +157,15 @@ pub async fn run_customer_support(
         };
         match projector.run(&mut shutdown).await {
             Ok(Stop::Shutdown) => break Ok(()),
+            Ok(Stop::Rejoin) => {
+                // As a restart would: a new consumer, positions read again from the
+                // checkpoints.
+                metrics::counter!("keel_projector_consumer_rejoins_total").increment(1);
+                readiness.set("progress", false, "rejoining the group with a new consumer");
+                drop(projector);
+                let old = std::mem::replace(&mut consumer, Arc::new(group_consumer(&config)?));
+                tokio::task::block_in_place(|| drop(old));
+            }
             Ok(Stop::Switch(next)) => {
                 tracing::info!(from = generation, to = next, "the serving generation switched");
                 generation = next;
@@ -175,10 +178,26 @@ pub async fn run_customer_support(
     outcome
 }
 
+/// The projector's group consumer of the events topic, subscribed: `read_committed`, and
+/// static membership (a restarted instance takes its place in the group at once).
+fn group_consumer(config: &ProjectorConfig) -> anyhow::Result<StreamConsumer<clients::Named>> {
+    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    consumer_config.set(
+        "group.instance.id",
+        format!("{}-{}", config.group_id, config.instance_id),
+    );
+    let consumer: StreamConsumer<clients::Named> =
+        consumer_config.create_with_context(clients::Named("projector-consumer"))?;
+    consumer.subscribe(&[&config.events_topic])?;
+    Ok(consumer)
+}
+
 /// Why a projector's loop ended.
 enum Stop {
     /// Shutdown was asked.
     Shutdown,
+    /// The consumer failed fatally (the group fenced it after a broker restart): replace it.
+    Rejoin,
     /// Another generation serves now: project into it.
     Switch(String),
 }
@@ -230,10 +249,10 @@ fn event_span(message: &OwnedMessage) -> tracing::Span {
 struct Projector {
     config: ProjectorConfig,
     models: SupportModels,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<clients::Named>>,
     heads: Arc<Heads>,
     /// Sends events that can never be projected to the DLQ.
-    dead_letters: Arc<FutureProducer>,
+    dead_letters: Arc<FutureProducer<clients::Named>>,
     checkpoints: CqlCheckpoints,
     readiness: Readiness,
     generations: Arc<Generations>,
@@ -255,6 +274,9 @@ impl Projector {
             let batch = tokio::select! {
                 () = &mut *shutdown => return Ok(Stop::Shutdown),
                 batch = self.collect() => batch,
+            };
+            let Some(batch) = batch else {
+                return Ok(Stop::Rejoin);
             };
             if last_heads.elapsed() >= Duration::from_secs(1) {
                 last_heads = Instant::now();
@@ -300,7 +322,9 @@ impl Projector {
         }
     }
 
-    async fn collect(&mut self) -> Vec<OwnedMessage> {
+    /// Up to a batch of events; `None` when the consumer failed fatally and must be replaced
+    /// (what it gathered is dropped: the checkpoints say where to resume).
+    async fn collect(&mut self) -> Option<Vec<OwnedMessage>> {
         let mut batch = Vec::new();
         let mut deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         while batch.len() < self.config.max_batch {
@@ -312,13 +336,17 @@ impl Projector {
                     }
                     batch.push(message.detach());
                 }
+                Ok(Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code))) => {
+                    tracing::warn!(%code, "the consumer failed fatally; it is replaced and rejoins the group");
+                    return None;
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "consuming events failed");
                     break;
                 }
             }
         }
-        batch
+        Some(batch)
     }
 
     fn rewind(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
