@@ -6,13 +6,12 @@
 use std::future::pending;
 use std::time::Duration;
 
-use keel_cli::admin::{AdminSendArgs, EraseArgs, erase};
-use keel_cli::command::KafkaArgs;
+use keel_cli::admin::erase;
 use keel_codec::{EventHeader, to_wire_actor};
 use keel_customer_support::{SupportCommand, SupportEvent};
 use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
-    HandlerHarness, HandlerProcess, admin_credential, agent_command, agent_credential, now_secs, register,
+    HandlerHarness, HandlerProcess, agent_command, agent_credential, erase_args, now_secs, register,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_kafka::partition::stream_key;
@@ -132,23 +131,7 @@ async fn a_malformed_subject_in_an_admin_command_is_refused() -> TestResult {
     let admin_topic = admin.admin_topic.clone();
     tokio::spawn(keel_admin::run(admin, pending::<()>()));
     for subject in ["c\nforged".to_owned(), "x".repeat(10_000), "\u{1b}[31m".to_owned()] {
-        let args = EraseArgs {
-            send: AdminSendArgs {
-                kafka: KafkaArgs {
-                    brokers: harness.config.brokers.clone(),
-                    commands_topic: harness.config.commands_topic.clone(),
-                    results_topic: harness.config.results_topic.clone(),
-                },
-                admin_topic: admin_topic.clone(),
-                tenant: "acme".into(),
-                reason: "ticket".into(),
-                token: admin_credential("acme"),
-                command_id: None,
-                wait: true,
-                timeout: 60,
-            },
-            subject: subject.clone(),
-        };
+        let args = erase_args(&harness, &admin_topic, "acme", &subject);
         let (_, result) = erase(&args).await?;
         let result = result.ok_or_else(|| anyhow::anyhow!("no answer"))?;
         assert_eq!(

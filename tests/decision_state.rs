@@ -116,6 +116,19 @@ async fn a_snapshot_of_an_older_release_is_rebuilt_even_when_it_decodes() -> Tes
     harness.stop().await
 }
 
+/// A state batch of one command result of tenant `acme`.
+fn one_result(command_id: Uuid) -> StateBatch {
+    StateBatch {
+        results: vec![StoredResult {
+            tenant: "acme".into(),
+            command_id,
+            result: b"{}".to_vec(),
+            position: 1,
+        }],
+        ..StateBatch::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_command_result_carries_the_dedup_retention() -> TestResult {
     let keyspace = TestKeyspace::create("results_ttl").await?;
@@ -126,16 +139,7 @@ async fn a_stored_command_result_carries_the_dedup_retention() -> TestResult {
     );
     let state = CqlHandlerState::new(Arc::clone(&session)).await?;
     let command_id = Uuid::new_v4();
-    let batch = StateBatch {
-        results: vec![StoredResult {
-            tenant: "acme".into(),
-            command_id,
-            result: b"{}".to_vec(),
-            position: 1,
-        }],
-        ..StateBatch::default()
-    };
-    state.apply(&batch).await?;
+    state.apply(&one_result(command_id)).await?;
     let (ttl,): (Option<i32>,) = session
         .query_unpaged(
             "SELECT TTL(result) FROM handler_results WHERE tenant = ? AND command_id = ?",
@@ -163,16 +167,7 @@ async fn a_stored_command_result_is_gone_after_its_retention() -> TestResult {
         .await?
         .with_result_retention(Duration::from_secs(1));
     let command_id = Uuid::new_v4();
-    let batch = StateBatch {
-        results: vec![StoredResult {
-            tenant: "acme".into(),
-            command_id,
-            result: b"{}".to_vec(),
-            position: 1,
-        }],
-        ..StateBatch::default()
-    };
-    state.apply(&batch).await?;
+    state.apply(&one_result(command_id)).await?;
     anyhow::ensure!(
         state.result("acme", command_id).await?.is_some(),
         "the result was not stored"

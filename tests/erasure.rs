@@ -12,8 +12,7 @@
 use std::future::pending;
 use std::time::Duration;
 
-use keel_cli::admin::{AdminSendArgs, EraseArgs, erase, erase_tenant};
-use keel_cli::command::KafkaArgs;
+use keel_cli::admin::{erase, erase_tenant};
 use keel_cli::demo::personal;
 use keel_customer_support::SupportCommand;
 use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
@@ -21,7 +20,7 @@ use keel_erasure::erasure_stream;
 use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_integration_tests::forensics::{CapturedLogs, cassandra_dir, files_containing, flush_cql, kafka_topic_dirs};
 use keel_integration_tests::handler_harness::{
-    HandlerHarness, TestCommand, admin_credential, agent_command, agent_credential,
+    HandlerHarness, TestCommand, admin_send_args, agent_command, agent_credential, erase_args,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_projector::rebuild::{RebuildArgs, rebuild};
@@ -79,30 +78,6 @@ fn register(customer: &str, name: &str) -> SupportCommand {
         name: name.to_owned(),
         email: format!("{customer}@example.com"),
         address: format!("{name}'s street"),
-    }
-}
-
-fn send_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str) -> AdminSendArgs {
-    AdminSendArgs {
-        kafka: KafkaArgs {
-            brokers: harness.config.brokers.clone(),
-            commands_topic: harness.config.commands_topic.clone(),
-            results_topic: harness.config.results_topic.clone(),
-        },
-        admin_topic: admin_topic.to_owned(),
-        tenant: tenant.to_owned(),
-        reason: "ticket DSR-42".into(),
-        token: admin_credential(tenant),
-        command_id: None,
-        wait: true,
-        timeout: 60,
-    }
-}
-
-fn erase_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str, subject: &str) -> EraseArgs {
-    EraseArgs {
-        send: send_args(harness, admin_topic, tenant),
-        subject: subject.to_owned(),
     }
 }
 
@@ -601,7 +576,7 @@ async fn erasing_a_tenant_erases_all_of_it_and_nothing_of_another() -> TestResul
     accepted(&harness, &agent_command("globex", &gus, register(&gus, "Gus Grissom"))).await?;
     accepted(&harness, &agent_command("acme", &ada, register(&ada, "Ada Lovelace"))).await?;
 
-    let result = erase_tenant(&send_args(&harness, &admin_topic, "globex"))
+    let result = erase_tenant(&admin_send_args(&harness, &admin_topic, "globex"))
         .await?
         .1
         .ok_or_else(|| anyhow::anyhow!("erase-tenant --wait gives a result"))?;
@@ -663,7 +638,7 @@ async fn erasing_a_tenant_erases_all_of_it_and_nothing_of_another() -> TestResul
 
     // Again: the original answer. The handler refuses the erased tenant's commands and goes
     // on deciding everyone else's.
-    let again = erase_tenant(&send_args(&harness, &admin_topic, "globex"))
+    let again = erase_tenant(&admin_send_args(&harness, &admin_topic, "globex"))
         .await?
         .1
         .ok_or_else(|| anyhow::anyhow!("a result"))?;

@@ -180,6 +180,38 @@ pub fn supervisor_credential(tenant: &str) -> String {
     credential_with(tenant, &supervisor(), &[], &tenant_key(tenant), now_secs() + 3_600)
 }
 
+/// What `keel admin` sends to the admin service on `admin_topic` for `tenant`, with the
+/// tenant's data-protection officer's credential, waiting up to a minute for the result.
+pub fn admin_send_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str) -> keel_cli::admin::AdminSendArgs {
+    keel_cli::admin::AdminSendArgs {
+        kafka: keel_cli::command::KafkaArgs {
+            brokers: harness.config.brokers.clone(),
+            commands_topic: harness.config.commands_topic.clone(),
+            results_topic: harness.config.results_topic.clone(),
+        },
+        admin_topic: admin_topic.to_owned(),
+        tenant: tenant.to_owned(),
+        reason: "ticket DSR-42".into(),
+        token: admin_credential(tenant),
+        command_id: None,
+        wait: true,
+        timeout: 60,
+    }
+}
+
+/// `keel admin erase` of `subject` in `tenant` (see [`admin_send_args`]).
+pub fn erase_args(
+    harness: &HandlerHarness,
+    admin_topic: &str,
+    tenant: &str,
+    subject: &str,
+) -> keel_cli::admin::EraseArgs {
+    keel_cli::admin::EraseArgs {
+        send: admin_send_args(harness, admin_topic, tenant),
+        subject: subject.to_owned(),
+    }
+}
+
 /// A command as a test describes it; [`HandlerHarness::encode`] puts it on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestCommand {

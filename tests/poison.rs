@@ -6,14 +6,13 @@
 use std::future::pending;
 use std::time::Duration;
 
-use keel_cli::admin::{AdminSendArgs, EraseArgs, erase};
-use keel_cli::command::KafkaArgs;
+use keel_cli::admin::erase;
 use keel_codec::{CommandHeader, EventHeader, Wire, to_wire_actor};
 use keel_customer_support::{SupportCommand, SupportEvent};
 use keel_erasure::{AdminCommand, System, erasure_stream};
 use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
-    DeadLetter, HandlerHarness, TestCommand, admin_credential, agent_command, now_secs, register,
+    DeadLetter, HandlerHarness, TestCommand, admin_credential, agent_command, erase_args, now_secs, register,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_kafka::partition::stream_key;
@@ -236,23 +235,8 @@ async fn an_admin_command_near_the_broker_limit_is_answered_and_the_next_erasure
     harness
         .send(&agent_command("acme", &customer, register(&customer)))
         .await?;
-    let args = EraseArgs {
-        send: AdminSendArgs {
-            kafka: KafkaArgs {
-                brokers: harness.config.brokers.clone(),
-                commands_topic: harness.config.commands_topic.clone(),
-                results_topic: harness.config.results_topic.clone(),
-            },
-            admin_topic,
-            tenant: "acme".into(),
-            reason: "ticket DSR-7".into(),
-            token: admin_credential("acme"),
-            command_id: None,
-            wait: true,
-            timeout: 60,
-        },
-        subject: customer,
-    };
+    let mut args = erase_args(&harness, &admin_topic, "acme", &customer);
+    args.send.reason = "ticket DSR-7".into();
     let (_, answer) = erase(&args).await?;
     let answer = answer.ok_or_else(|| anyhow::anyhow!("the erasure after the poison was not answered"))?;
     assert_eq!(rejection(&answer), None, "{}", summary(&answer));
