@@ -151,9 +151,14 @@ fn broker_outage_lines(text: &str, from: usize) -> Vec<String> {
         .lines()
         .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
         .filter(|line| {
-            ["AllBrokersDown", "brokers are down", "connection lost", "BrokerTransportFailure"]
-                .iter()
-                .any(|outage| line.contains(outage))
+            [
+                "AllBrokersDown",
+                "brokers are down",
+                "connection lost",
+                "BrokerTransportFailure",
+            ]
+            .iter()
+            .any(|outage| line.contains(outage))
         })
         .map(str::to_owned)
         .collect()
