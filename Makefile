@@ -5,11 +5,12 @@
 #   make demo                 infrastructure up, services up, the end-to-end scenario narrated
 #   make lint                 rustfmt and clippy, warnings as errors
 #   make bench                figures next to a raw baseline, in one run (a benchmark, not a test)
+#   make fuzz                 every decoder of outside input fed 10 million fuzzed inputs (no servers)
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status build lint test demo bench
+.PHONY: up down status build lint test demo bench fuzz
 
 up:
 	@bash infra/infra.sh up
@@ -42,3 +43,10 @@ demo: up
 # A benchmark, not a test: release build, figures printed and written to bench/results/.
 bench: up
 	$(CARGO) run --release --locked -p keel-integration-tests --bin keel-bench
+
+# Every decoder of outside input (command and admin envelopes, events, credentials, record
+# headers, query parameters) fed KEEL_FUZZ_INPUTS (10 million) generated and mutated inputs:
+# no panic, no hang, memory bounded. Needs no servers; the seed is printed (KEEL_FUZZ_SEED
+# repeats a run) and findings' inputs are saved under .local/fuzz/findings/.
+fuzz:
+	$(CARGO) run --release --locked -p keel-integration-tests --bin keel-fuzz

@@ -7,5 +7,6 @@
 //! over it.
 
 pub mod forensics;
+pub mod fuzz;
 pub mod handler_harness;
 pub mod read_side;

@@ -51,7 +51,8 @@ pub struct Position {
 }
 
 impl Consistency {
-    fn position(&self) -> Result<Option<Position>, ApiError> {
+    /// The position `after` names, if any; a malformed or negative one is a bad parameter.
+    pub fn position(&self) -> Result<Option<Position>, ApiError> {
         let Some(after) = &self.after else { return Ok(None) };
         let bad = |reason: &str| ApiError::BadParameter {
             name: "after",
@@ -68,7 +69,8 @@ impl Consistency {
         Ok(Some(Position { partition, offset }))
     }
 
-    fn stale_allowed(&self) -> Result<bool, ApiError> {
+    /// Whether `on_timeout` asks for stale data rather than a 503; not `fail` or `stale` is an error.
+    pub fn stale_allowed(&self) -> Result<bool, ApiError> {
         match self.on_timeout.as_deref() {
             None | Some("fail") => Ok(false),
             Some("stale") => Ok(true),
