@@ -314,3 +314,83 @@ async fn an_event_the_projector_cannot_store_is_dead_lettered_and_projection_mov
     assert!(error.contains("projection"), "{error}");
     Ok(())
 }
+
+/// Produces one record with a producer that speaks the protocol itself
+/// (`tests/support/raw_produce.py`), with headers the usual clients cannot build.
+fn raw_produce(
+    harness: &HandlerHarness,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+    headers: &[(&[u8], &[u8])],
+) -> TestResult {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("support/raw_produce.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(harness.kafka.brokers())
+        .arg(topic)
+        .arg("0")
+        .arg(hex::encode(key))
+        .arg(hex::encode(value))
+        .args(
+            headers
+                .iter()
+                .map(|(name, data)| format!("{}={}", hex::encode(name), hex::encode(data))),
+        )
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "raw produce failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_key_that_is_not_utf8_stops_nothing() -> TestResult {
+    let mut harness = HandlerHarness::start(1).await?;
+    let base = start_read_side(&harness).await?;
+    let customer = format!("c-{}", Uuid::new_v4().simple());
+    let command = agent_command("acme", &customer, register(&customer));
+    let key = stream_key("acme", &customer);
+    // rdkafka 0.38 unwraps every header key as UTF-8 when a consumer reads headers.
+    raw_produce(
+        &harness,
+        &harness.config.commands_topic,
+        key.as_bytes(),
+        &harness.encode(&command)?,
+        &[(b"\xff\xfekey", b"value"), (b"traceparent", TRACEPARENT.as_bytes())],
+    )?;
+    let answer = harness.result_of(command.command_id).await?;
+    anyhow::ensure!(rejection(&answer).is_none(), "{}", summary(&answer));
+
+    // The same in the events topic: the projector passes it and goes on.
+    raw_produce(
+        &harness,
+        &harness.config.events_topic,
+        b"acme/c-raw",
+        b"not an event",
+        &[(b"\xff\xfekey", b"value")],
+    )?;
+    let after = agent_command("acme", &format!("{customer}-2"), register(&format!("{customer}-2")));
+    harness.send(&after).await?;
+    let Outcome::Accepted {
+        position: Some(position),
+        ..
+    } = harness.result_of(after.command_id).await?.outcome
+    else {
+        anyhow::bail!("the command after the raw record was refused");
+    };
+    let path = format!(
+        "/v1/tenants/acme/customers/{}-2?after={}:{}&wait_ms=30000",
+        customer, position.partition, position.offset
+    );
+    let (status, body) = get(
+        &base,
+        &path,
+        &keel_integration_tests::handler_harness::agent_credential("acme"),
+    )
+    .await?;
+    assert_eq!(status, 200, "the projector did not pass the raw record: {body}");
+    harness.stop().await
+}

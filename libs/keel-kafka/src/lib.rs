@@ -10,10 +10,12 @@
 //! - [`trace`]: W3C trace context (`traceparent`) in record headers, from command to event
 //!   to projection.
 //! - [`DeadLetter`]: a bounded copy of a record a service could not process, with why.
+//! - [`headers`]: a record's headers read without trusting them (a key that is not UTF-8).
 
 pub mod clients;
 mod dead_letter;
 mod error;
+pub mod headers;
 pub mod partition;
 pub mod topics;
 pub mod trace;

@@ -37,8 +37,8 @@ impl TraceHeaders {
     /// so nothing a sender puts there is copied unbounded onward.
     pub fn from_record<H: Headers>(headers: Option<&H>) -> Self {
         let mut found = BTreeMap::new();
-        for header in headers.into_iter().flat_map(|headers| headers.iter()) {
-            let bound = match header.key {
+        for header in crate::headers::read(headers) {
+            let bound = match header.key.as_str() {
                 TRACEPARENT => MAX_TRACEPARENT_BYTES,
                 TRACESTATE => MAX_TRACESTATE_BYTES,
                 _ => continue,
@@ -46,9 +46,9 @@ impl TraceHeaders {
             if let Some(value) = header
                 .value
                 .filter(|value| value.len() <= bound)
-                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| String::from_utf8(v).ok())
             {
-                found.insert(header.key.to_owned(), value.to_owned());
+                found.insert(header.key, value);
             }
         }
         let candidate = Self(found);

@@ -48,7 +48,7 @@ use keel_kafka::clients;
 use keel_kafka::trace::TraceHeaders;
 use keel_service::{Readiness, serve_ops, telemetry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use support::{Failure, Prepared, Record, SupportModels};
@@ -223,13 +223,9 @@ impl Fault {
 
 /// The value of header `key` of `message`, if it is UTF-8 and an id.
 fn header(message: &OwnedMessage, key: &str) -> Option<String> {
-    message
-        .headers()
-        .and_then(|headers| headers.iter().find(|header| header.key == key))
-        .and_then(|header| header.value)
-        .and_then(|value| std::str::from_utf8(value).ok())
+    keel_kafka::headers::value_of(message.headers(), key)
+        .and_then(|value| String::from_utf8(value).ok())
         .filter(|value| keel_ids::is_valid(value))
-        .map(str::to_owned)
 }
 
 /// The span of projecting one event: partition, offset and event id (the handler's
