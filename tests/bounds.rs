@@ -9,12 +9,12 @@ use std::time::Duration;
 use keel_cli::admin::erase;
 use keel_codec::{EventHeader, to_wire_actor};
 use keel_customer_support::{SupportCommand, SupportEvent};
-use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
     HandlerHarness, HandlerProcess, agent_command, agent_credential, erase_args, now_secs, register,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_kafka::partition::stream_key;
+use keel_results::{CommandResult, Outcome};
 use keel_testkit::TestResult;
 use rdkafka::producer::FutureRecord;
 use uuid::Uuid;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_customer_support::SupportCommand;
-use keel_handler::result::Outcome;
 use keel_handler_state::{HandlerState, StateBatch, StoredResult};
 use keel_handler_state_cql::CqlHandlerState;
 use keel_integration_tests::handler_harness::{HandlerHarness, agent_command, register};
+use keel_results::Outcome;
 use keel_testkit::{TestKeyspace, TestResult};
 use uuid::Uuid;
 

@@ -17,13 +17,13 @@ use keel_cli::demo::personal;
 use keel_customer_support::SupportCommand;
 use keel_erasure::certificate::{CertificateError, verify, verifying_key_from_hex};
 use keel_erasure::erasure_stream;
-use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_integration_tests::forensics::{CapturedLogs, cassandra_dir, files_containing, flush_cql, kafka_topic_dirs};
 use keel_integration_tests::handler_harness::{
     HandlerHarness, TestCommand, admin_send_args, agent_command, agent_credential, erase_args,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_projector::rebuild::{RebuildArgs, rebuild};
+use keel_results::{CommandResult, LogPosition, Outcome};
 use keel_testkit::{TestResult, unique_name};
 use serde_json::Value;
 use uuid::Uuid;

@@ -8,11 +8,11 @@ use keel_chain::{ChainHasher, Verdict, verify_stream};
 use keel_codec::from_wire_actor;
 use keel_customer_support::{SupportCommand, SupportEvent};
 use keel_envelope::{COMMAND_ENVELOPE, CommandEnvelope, EventEnvelope, SchemaRegistry};
-use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
     AGENT_REFUND_LIMIT, HandlerHarness, agent, agent_command, credential_with, now_secs, register, supervisor,
 };
 use keel_kafka::partition::{partition_for, stream_key};
+use keel_results::{CommandResult, Outcome};
 use keel_testkit::TestResult;
 use std::time::Duration;
 

@@ -8,9 +8,9 @@ use keel_handler::codec::{
     AppendContext, ChainHead, CodecError, DecodedCommand, ReplayedEvent, SealError, SealedEvent, Undecodable,
 };
 use keel_handler::decide::IncomingCommand;
-use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{HandlerHarness, agent, agent_credential, gauge, supervisor};
 use keel_kafka::partition::stream_key;
+use keel_results::{CommandResult, Outcome};
 use keel_testkit::TestResult;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};

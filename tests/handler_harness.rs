@@ -24,7 +24,6 @@ use keel_crypto::LocalFileKms;
 use keel_domain::Aggregate;
 use keel_domain::DomainCommand;
 use keel_envelope::EventEnvelope;
-use keel_handler::result::CommandResult;
 use keel_handler::tenants::{TenantConfig, TenantsFile};
 use keel_handler::{Codec, HandlerConfig};
 use keel_handler_state::HandlerState;
@@ -32,6 +31,7 @@ use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{command_path_topics, ensure_topics};
 use keel_projector::ProjectorConfig;
+use keel_results::CommandResult;
 use keel_testkit::{TestKafka, TestResult, cql_nodes, unique_name};
 use keel_vault_cql::{CqlKeyVault, KeyArgs};
 use rdkafka::admin::AdminClient;
@@ -807,7 +807,7 @@ pub async fn assert_exactly_once(
 ) -> TestResult {
     use std::collections::{HashMap, HashSet};
 
-    use keel_handler::result::Outcome;
+    use keel_results::Outcome;
 
     let mut per_command: HashMap<Uuid, usize> = HashMap::new();
     for result in results {

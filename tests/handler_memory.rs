@@ -4,8 +4,8 @@
 //! command id it forgot is still answered as a duplicate, with its original result.
 
 use anyhow::Context;
-use keel_handler::result::Outcome;
 use keel_integration_tests::handler_harness::{HandlerHarness, assert_exactly_once, gauge, workload};
+use keel_results::Outcome;
 use keel_testkit::TestResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::forensics::CapturedLogs;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, TestCommand, agent_credential, assert_exactly_once, workload,
 };
 use keel_integration_tests::read_side::{get, start_read_side_with};
+use keel_results::{CommandResult, Outcome};
 use keel_testkit::TestResult;
 use tokio::task::JoinHandle;
 

@@ -10,12 +10,12 @@ use keel_cli::admin::erase;
 use keel_codec::{CommandHeader, EventHeader, Wire, to_wire_actor};
 use keel_customer_support::{SupportCommand, SupportEvent};
 use keel_erasure::{AdminCommand, System, erasure_stream};
-use keel_handler::result::{CommandResult, Outcome};
 use keel_integration_tests::handler_harness::{
     DeadLetter, HandlerHarness, TestCommand, admin_credential, agent_command, erase_args, now_secs, register,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_kafka::partition::stream_key;
+use keel_results::{CommandResult, Outcome};
 use keel_testkit::TestResult;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use keel_cli::demo::personal;
 use keel_customer_support::SupportCommand;
-use keel_handler::result::{LogPosition, Outcome};
 use keel_integration_tests::forensics::{cassandra_dir, files_containing, files_under, flush_cql};
 use keel_integration_tests::handler_harness::{HandlerHarness, TestCommand, agent_command, agent_credential};
 use keel_integration_tests::read_side::{get, start_read_side};
+use keel_results::{LogPosition, Outcome};
 use keel_testkit::TestResult;
 use serde_json::Value;
 use uuid::Uuid;

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use keel_customer_support::SupportCommand;
-use keel_handler::result::Outcome;
 use keel_integration_tests::handler_harness::{HandlerHarness, TestCommand, agent_command, agent_credential, register};
 use keel_integration_tests::read_side::{get, start_read_side};
 use keel_projector::rebuild::{RebuildArgs, rebuild};
+use keel_results::Outcome;
 use keel_testkit::{TestResult, unique_name};
 use serde_json::Value;
 

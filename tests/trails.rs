@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use keel_customer_support::SupportCommand;
 use keel_domain::DomainCommand;
-use keel_handler::result::Outcome;
 use keel_integration_tests::handler_harness::TestCommand;
 use keel_integration_tests::handler_harness::{
     HandlerHarness, agent, agent_command, agent_credential, register, supervisor, supervisor_credential,
 };
 use keel_integration_tests::read_side::{get, start_read_side};
+use keel_results::Outcome;
 use keel_testkit::TestResult;
 use uuid::Uuid;
 

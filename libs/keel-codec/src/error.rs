@@ -3,6 +3,7 @@
 use keel_chain::ChainError;
 use keel_crypto::CryptoError;
 use keel_envelope::EnvelopeError;
+use keel_results::Reason;
 
 /// Why a message could not be encoded, decoded, sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +35,10 @@ impl WireError {
     /// The stable reason of a refusal for this error (command results, DLQ headers).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidId(_) => keel_ids::InvalidId::CODE,
-            Self::OutOfBounds(_) => "out_of_bounds",
-            Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => keel_ids::InvalidId::CODE,
-            _ => "undecodable",
+            Self::InvalidId(_) => Reason::InvalidId.code(),
+            Self::OutOfBounds(_) => Reason::OutOfBounds.code(),
+            Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => Reason::InvalidId.code(),
+            _ => Reason::Undecodable.code(),
         }
     }
 }

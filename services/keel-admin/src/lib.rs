@@ -22,6 +22,7 @@
 mod config;
 pub mod rotation;
 
+use keel_results::Reason;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,11 +38,11 @@ use keel_erasure::{
     ADMIN_SCOPE, AdminCommand, ErasureRecord, ErasureStore, System, SystemEvent, TENANT_ERASURE_STREAM, WHOLE_TENANT,
     erasure_stream,
 };
-use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_kafka::clients;
 use keel_kafka::partition::{partition_for, stream_key};
 use keel_kafka::topics::{TopicSpec, ensure_topics};
 use keel_kafka::trace::TraceHeaders;
+use keel_results::{CommandResult, LogPosition, Outcome};
 use keel_service::{Readiness, now_micros, serve_ops, telemetry};
 use keel_vault_cql::CqlKeyVault;
 use rdkafka::admin::AdminClient;
@@ -535,7 +536,7 @@ impl Admin {
             };
             return Ok(dead_letter(
                 envelope,
-                "payload_too_large",
+                Reason::PayloadTooLarge.code(),
                 format!(
                     "the admin command is {} bytes, the limit is {}",
                     bytes.len(),
@@ -550,7 +551,11 @@ impl Admin {
             }
         };
         let Ok(command_id) = envelope.command_id.parse::<Uuid>() else {
-            return Ok(dead_letter(None, "undecodable", "command_id is not a UUID".into()));
+            return Ok(dead_letter(
+                None,
+                Reason::Undecodable.code(),
+                "command_id is not a UUID".into(),
+            ));
         };
         let base = base_result(&envelope, command_id);
         let span = tracing::info_span!(
@@ -586,14 +591,14 @@ impl Admin {
         if !principal.scopes.iter().any(|scope| scope == ADMIN_SCOPE) {
             return Ok(Decided::Answer(rejected(
                 &base,
-                "not_admin",
+                Reason::NotAdmin.code(),
                 format!("admin commands need a credential granting {ADMIN_SCOPE}"),
             )));
         }
         let Some(policy) = self.policies.get(&envelope.tenant_id) else {
             return Ok(Decided::Answer(rejected(
                 &base,
-                "no_policy",
+                Reason::NoPolicy.code(),
                 format!("tenant {} has no policy", envelope.tenant_id),
             )));
         };
@@ -627,17 +632,21 @@ impl Admin {
         if let Err(error) = keel_ids::check("subject", &subject) {
             return Ok(Decided::Answer(rejected(
                 base,
-                keel_ids::InvalidId::CODE,
+                Reason::InvalidId.code(),
                 error.to_string(),
             )));
         }
         if let Err(error) = keel_ids::check_text("reason", &reason, MAX_REASON_BYTES) {
-            return Ok(Decided::Answer(rejected(base, "out_of_bounds", error.to_string())));
+            return Ok(Decided::Answer(rejected(
+                base,
+                Reason::OutOfBounds.code(),
+                error.to_string(),
+            )));
         }
         if subject.is_empty() || subject == WHOLE_TENANT || granted.stream != erasure_stream(&subject) {
             return Ok(Decided::Answer(rejected(
                 base,
-                "wrong_stream",
+                Reason::WrongStream.code(),
                 format!("an erasure of a subject goes to stream {}", erasure_stream("<subject>")),
             )));
         }
@@ -725,12 +734,16 @@ impl Admin {
     async fn erase_tenant(&self, granted: Granted, reason: String) -> Result<Decided, Failure> {
         let base = &granted.result;
         if let Err(error) = keel_ids::check_text("reason", &reason, MAX_REASON_BYTES) {
-            return Ok(Decided::Answer(rejected(base, "out_of_bounds", error.to_string())));
+            return Ok(Decided::Answer(rejected(
+                base,
+                Reason::OutOfBounds.code(),
+                error.to_string(),
+            )));
         }
         if granted.stream != TENANT_ERASURE_STREAM {
             return Ok(Decided::Answer(rejected(
                 base,
-                "wrong_stream",
+                Reason::WrongStream.code(),
                 format!("an erasure of a tenant goes to stream {TENANT_ERASURE_STREAM}"),
             )));
         }
@@ -846,9 +859,11 @@ impl Admin {
         };
         match self.codec.seal_event(&header, event, &[]).await {
             Ok(sealed) => Ok(Ok(sealed)),
-            Err(WireError::Crypto(CryptoError::TenantDestroyed(_))) => {
-                Ok(Err(rejected(&granted.result, "tenant_erased", "the tenant is erased")))
-            }
+            Err(WireError::Crypto(CryptoError::TenantDestroyed(_))) => Ok(Err(rejected(
+                &granted.result,
+                Reason::TenantErased.code(),
+                "the tenant is erased",
+            ))),
             Err(error) => Err(retry("sealing the event")(&error)),
         }
     }

@@ -7,8 +7,8 @@ use anyhow::Context;
 use keel_codec::Wire;
 use keel_erasure::certificate::{verify, verifying_key_from_hex};
 use keel_erasure::{AdminCommand, ErasureStore, System, TENANT_ERASURE_STREAM, erasure_stream};
-use keel_handler::result::CommandResult;
 use keel_kafka::partition::stream_key;
+use keel_results::CommandResult;
 use uuid::Uuid;
 
 use crate::command::{KafkaArgs, header_for, produce};

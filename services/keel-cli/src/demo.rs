@@ -15,8 +15,8 @@ use keel_auth::{Actor, ActorKind};
 use keel_codec::Wire;
 use keel_customer_support::{Customer, SupportCommand};
 use keel_erasure::certificate::{verify, verifying_key_from_hex};
-use keel_handler::result::{CommandResult, LogPosition, Outcome};
 use keel_kafka::partition::stream_key;
+use keel_results::{CommandResult, LogPosition, Outcome};
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -5,6 +5,7 @@
 use keel_codec::{CommandDecodeError, EventCodec, EventHeader, WireError, from_wire_actor, to_wire_actor};
 use keel_crypto::{CryptoError, KeyVault, Kms};
 use keel_domain::{Aggregate, DomainEvent};
+use keel_results::Reason;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use crate::codec::{
     AppendContext, ChainHead, Codec, CodecError, DecodedCommand, ReplayedEvent, SealError, SealedEvent, Undecodable,
 };
 use crate::decide::IncomingCommand;
-use crate::result::CommandResult;
+use keel_results::CommandResult;
 
 fn uuid(field: &str, text: &str) -> Result<Uuid, String> {
     text.parse().map_err(|_| format!("{field} is not a UUID: {text:?}"))
@@ -55,7 +56,7 @@ where
                 .map_err(|CommandDecodeError { envelope, error }| {
                     readable(envelope.as_deref(), error.code(), error.to_string())
                 })?;
-        let unreadable = |error: String| readable(Some(&envelope), "undecodable", error);
+        let unreadable = |error: String| readable(Some(&envelope), Reason::Undecodable.code(), error);
         let command_id = uuid("command_id", &envelope.command_id).map_err(&unreadable)?;
         let correlation_id = uuid("correlation_id", &envelope.correlation_id).map_err(&unreadable)?;
         let causation_id = envelope
@@ -121,7 +122,7 @@ where
                 }
                 Err(WireError::Crypto(CryptoError::InvalidSubject(message))) => {
                     return Err(SealError::Refused {
-                        reason: keel_ids::InvalidId::CODE,
+                        reason: Reason::InvalidId.code(),
                         message,
                     });
                 }

@@ -4,6 +4,7 @@
 //! The loop knows records, partitions and transactions; the codec knows envelopes, schemas,
 //! keys and hashes. Sealing may look keys up (a key vault), hence the async methods.
 
+use keel_results::Reason;
 use std::future::Future;
 
 use keel_auth::{Authorization, Principal};
@@ -11,7 +12,7 @@ use keel_domain::Aggregate;
 use uuid::Uuid;
 
 use crate::decide::IncomingCommand;
-use crate::result::CommandResult;
+use keel_results::CommandResult;
 
 /// A decoded command and the envelope fields the decision does not need.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ impl Undecodable {
             command_id: None,
             tenant: None,
             stream: None,
-            reason: "undecodable",
+            reason: Reason::Undecodable.code(),
             error: error.into(),
         }
     }

@@ -6,6 +6,7 @@
 //! of stopping the partition. Deduplication of command ids happens before (it needs the
 //! stored results) and sealing and chaining after.
 
+use keel_results::Reason;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -124,7 +125,7 @@ impl Gatekeeper {
     ) -> Result<(Principal, Authorization), Rejection> {
         if incoming.stream.starts_with(keel_erasure::SYSTEM_STREAM_PREFIX) {
             return Err(Rejection::new(
-                "reserved_stream",
+                Reason::ReservedStream.code(),
                 format!(
                     "streams named {}* belong to the system (erasures); domain commands cannot address them",
                     keel_erasure::SYSTEM_STREAM_PREFIX
@@ -140,7 +141,7 @@ impl Gatekeeper {
         )?;
         let policy = self.policies.get(&incoming.tenant).ok_or_else(|| {
             Rejection::new(
-                "no_policy",
+                Reason::NoPolicy.code(),
                 format!("tenant {} has no policy: every command is refused", incoming.tenant),
             )
         })?;
@@ -149,7 +150,7 @@ impl Gatekeeper {
             && expected != version
         {
             return Err(Rejection {
-                reason: "version_conflict".into(),
+                reason: Reason::VersionConflict.code().into(),
                 message: format!(
                     "stream {} is at version {version}, the command expected {expected}",
                     incoming.stream
@@ -171,7 +172,7 @@ fn run_domain<A: Aggregate>(state: &A::State, command: &A::Command) -> Result<Ve
             tracing::error!(panic = %what, "domain code panicked; the command is refused");
             metrics::counter!("keel_handler_domain_panics_total", "in" => "handle").increment(1);
             Err(Rejection::new(
-                "internal_error",
+                Reason::InternalError.code(),
                 "the domain failed unexpectedly while handling this command",
             ))
         }

@@ -18,7 +18,6 @@ pub mod decide;
 mod faults;
 mod memory;
 mod replay;
-pub mod result;
 pub mod tenants;
 mod worker;
 mod writer;

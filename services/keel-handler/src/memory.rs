@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::result::CommandResult;
+use keel_results::CommandResult;
 
 /// A stream as the handler knows it between commands.
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ impl<S> PartitionMemory<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::Outcome;
+    use keel_results::Outcome;
 
     fn memory(streams: i64, results: usize) -> PartitionMemory<u64> {
         let mut memory = PartitionMemory::default();

@@ -5,6 +5,7 @@
 //! only once the transaction has committed; it is then written to the CQL store, and a crash
 //! before that write is repaired by the replay on the next assignment (`replay.rs`).
 
+use keel_results::Reason;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +31,8 @@ use crate::context::HandlerContext;
 use crate::decide::{Decision, Gatekeeper, Rejection};
 use crate::faults::{Isolation, Quarantine, record_refused};
 use crate::memory::{MemoryBounds, PartitionMemory, StreamEntry};
-use crate::result::{CommandResult, LogPosition, Outcome};
 use crate::writer::StateWriter;
+use keel_results::{CommandResult, LogPosition, Outcome};
 
 /// How long one transactional call may block.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -163,7 +164,7 @@ where
                             partition,
                             offset,
                             Rejection::new(
-                                "internal_error",
+                                Reason::InternalError.code(),
                                 "the command failed alone repeatedly for a reason not classified; see the handler's log",
                             ),
                         );
@@ -345,7 +346,7 @@ where
                 command_id,
                 tenant,
                 stream,
-                reason: "payload_too_large",
+                reason: Reason::PayloadTooLarge.code(),
                 error: format!(
                     "the command is {} bytes, the limit is {}",
                     raw.len(),
@@ -419,7 +420,7 @@ where
         for ((key, (partition, offsets)), loaded) in streams.into_iter().zip(loaded_streams) {
             let entry = match self.store_read(loaded)? {
                 Err(error) => {
-                    self.quarantine_all(partition, &offsets, "state_unreadable", &error);
+                    self.quarantine_all(partition, &offsets, Reason::StateUnreadable.code(), &error);
                     continue;
                 }
                 Ok(None) => StreamEntry::default(),
@@ -441,7 +442,7 @@ where
         for ((key, (partition, offsets)), loaded) in results.into_iter().zip(loaded_results) {
             let stored = match self.store_read(loaded)? {
                 Err(error) => {
-                    self.quarantine_all(partition, &offsets, "state_unreadable", &error);
+                    self.quarantine_all(partition, &offsets, Reason::StateUnreadable.code(), &error);
                     continue;
                 }
                 Ok(stored) => stored,
@@ -455,7 +456,7 @@ where
                             .results
                             .insert(key, result);
                     }
-                    Err(error) => self.quarantine_all(partition, &offsets, "state_unreadable", &error),
+                    Err(error) => self.quarantine_all(partition, &offsets, Reason::StateUnreadable.code(), &error),
                 }
             }
         }
@@ -893,7 +894,7 @@ where
         let key = stream_key(&incoming.tenant, &incoming.stream);
         if partition_for(key.as_bytes(), self.partition_count) != partition {
             let rejection = Rejection::new(
-                "wrong_partition",
+                Reason::WrongPartition.code(),
                 format!(
                     "the command for {key} arrived on partition {partition}; producers must key commands \
                      by tenant/stream and use the murmur2 partitioner (see schemas/README.md)"
@@ -931,7 +932,7 @@ where
         };
         if entry.broken.is_some() {
             let rejection = Rejection::new(
-                "stream_unavailable",
+                Reason::StreamUnavailable.code(),
                 "the stream's history cannot be folded by this release of the domain; its commands are refused until one can",
             );
             restore(scratch, entry);
@@ -966,14 +967,14 @@ where
                     // Nothing is wrong with the command: the batch is aborted and retried.
                     Err(SealError::Unavailable(message)) => return Err(TxnError::Unavailable(message)),
                     Err(SealError::TenantErased(tenant)) => Err(Rejection::new(
-                        "tenant_erased",
+                        Reason::TenantErased.code(),
                         format!("tenant {tenant} is erased: its keys are destroyed, it takes no commands"),
                     )),
                     Err(SealError::Refused { reason, message }) => Err(Rejection::new(reason, message)),
                     Err(SealError::Codec(error)) => {
                         tracing::error!(%error, "sealing events failed; the command is refused");
                         Err(Rejection::new(
-                            "sealing_failed",
+                            Reason::SealingFailed.code(),
                             "the events could not be sealed; retry later",
                         ))
                     }
@@ -1012,7 +1013,7 @@ where
                         partition,
                         offset,
                         rejection: Rejection::new(
-                            "internal_error",
+                            Reason::InternalError.code(),
                             "the domain failed unexpectedly while applying this command's events",
                         ),
                     });
@@ -1052,7 +1053,7 @@ where
         {
             None => Ok(sealed),
             Some(event) => Err(Rejection::new(
-                "event_too_large",
+                Reason::EventTooLarge.code(),
                 format!(
                     "event version {} of this command is {} bytes sealed; a record may hold {} with its key and headers",
                     event.version,
@@ -1168,7 +1169,7 @@ fn delivered(deliveries: Vec<Result<Delivery, (KafkaError, CommandAt)>>) -> Resu
             partition: *partition,
             offset: *offset,
             rejection: Rejection::new(
-                "record_refused",
+                Reason::RecordRefused.code(),
                 format!("the broker refused a record of this command: {error}"),
             ),
         });
