@@ -2,7 +2,7 @@
 //! topics and a keyspace of the test's own, and plays the producer and the reader.
 //!
 //! The handler runs with the production codec (Avro envelopes, sealed payloads, hash
-//! chains; `keel_handler::run_customer_support`), and the harness encodes commands and reads
+//! chains; `keel_handler::run_domain::<Customer>`), and the harness encodes commands and reads
 //! events with keel-codec as any client would.
 
 use std::collections::BTreeMap;
@@ -443,7 +443,7 @@ impl HandlerHarness {
         let (stop, stopped) = oneshot::channel::<()>();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            keel_handler::run_customer_support(config, async {
+            keel_handler::run_domain::<Customer>(config, async {
                 let _ = stopped.await;
             })
             .await

@@ -17,11 +17,16 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Runs the service of the worked domain until SIGTERM or Ctrl-C, then exports the spans
-    /// still buffered (a no-op without an OTLP endpoint).
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the handler of domain `D` until SIGTERM or Ctrl-C, then exports the spans still
+    /// buffered (a no-op without an OTLP endpoint).
+    pub async fn run<D>(self) -> anyhow::Result<()>
+    where
+        D: keel_domain::Aggregate + keel_domain::WireSchemas,
+        D::Command: serde::de::DeserializeOwned,
+        D::Event: serde::Serialize + serde::de::DeserializeOwned,
+    {
         let telemetry = telemetry::init("keel-handler", &self.telemetry, "info")?;
-        let outcome = crate::run_customer_support(self.config, keel_service::shutdown_signal()).await;
+        let outcome = crate::run_domain::<D>(self.config, keel_service::shutdown_signal()).await;
         telemetry.shutdown();
         outcome
     }

@@ -7,7 +7,10 @@
 //! the log, kept in the CQL store, and replayed from watermarks on partition assignment.
 //! See `docs/architecture.md`.
 //!
-//! [`run`] is the service; `main` parses [`HandlerConfig`], initialises telemetry and calls it.
+//! It knows no domain: [`run`] takes any [`Aggregate`] with its [`Codec`], and
+//! [`run_domain`] any aggregate with the production codec. An app registers its domain by
+//! calling it from its own `keel-handler` binary (`services/keel-support-app` for the worked
+//! domain), through [`cli::Cli::run`].
 
 mod avro;
 pub mod cli;
@@ -104,15 +107,16 @@ pub async fn production_codec<D: keel_domain::WireSchemas>(
     )?)
 }
 
-/// What the `keel-handler` binary runs: the worked domain's handler with the production
-/// codec, until `shutdown` resolves.
-pub async fn run_customer_support(
-    config: HandlerConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    use keel_customer_support::Customer;
-    let codec = production_codec::<Customer>(&config).await?;
-    run::<Customer, _>(config, codec, shutdown).await
+/// The handler of domain `D` with the production codec, until `shutdown` resolves: what an
+/// app's `keel-handler` binary runs for its domain.
+pub async fn run_domain<D>(config: HandlerConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()>
+where
+    D: Aggregate + keel_domain::WireSchemas,
+    D::Command: serde::de::DeserializeOwned,
+    D::Event: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let codec = production_codec::<D>(&config).await?;
+    run::<D, _>(config, codec, shutdown).await
 }
 
 /// [`run`] with the decision state in `state`: any [`HandlerState`] adapter (tests use one
