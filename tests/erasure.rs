@@ -312,7 +312,7 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
 
     // A rebuild from the log's start still shows Ada erased and everyone else intact.
     let new = unique_name("gen");
-    rebuild(RebuildArgs {
+    rebuild::<keel_support_projections::SupportProjections>(RebuildArgs {
         brokers: harness.config.brokers.clone(),
         cql_nodes: harness.config.cql_nodes.clone(),
         keyspace: harness.config.keyspace.clone(),

@@ -125,7 +125,7 @@ async fn heads_saved_before(harness: &HandlerHarness, keyspace: &str, micros: i6
         .await
         .map_err(anyhow::Error::msg)?;
     let checkpoints = CqlCheckpoints::new(Arc::new(session)).await?;
-    let heads = checkpoints.heads(keel_projector::PROJECTIONS[0]).await?;
+    let heads = checkpoints.heads(keel_projector::RUNTIME_PROJECTIONS[0]).await?;
     let fresh: BTreeSet<i32> = heads
         .iter()
         .filter(|head| head.observed_at_micros > micros)

@@ -23,10 +23,12 @@ pub async fn start_read_side_with(
     config: keel_projector::ProjectorConfig,
 ) -> TestResult<String> {
     let keys = config.keys.clone();
-    tokio::spawn(keel_projector::run_customer_support(
-        config,
-        std::future::pending::<()>(),
-    ));
+    tokio::spawn(
+        keel_projector::run_domain::<keel_support_projections::SupportProjections>(
+            config,
+            std::future::pending::<()>(),
+        ),
+    );
 
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(&harness.config.cql_nodes)
@@ -49,7 +51,10 @@ pub async fn start_read_side_with(
         AppState::new(
             tenants.authenticator().map_err(anyhow::Error::msg)?,
             models,
-            keel_projector::PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
+            keel_projector::projection_names::<keel_support_projections::SupportProjections>()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             Duration::from_secs(30),
         )
         .with_erasures(keel_erasure::ErasureStore::new(Arc::clone(&session)).await?),

@@ -54,7 +54,7 @@ async fn a_rebuild_serves_the_old_generation_until_it_switches_and_loses_nothing
         timeout_secs: 300,
         keys: harness.config.keys.clone(),
     };
-    let rebuilding = tokio::spawn(rebuild(args));
+    let rebuilding = tokio::spawn(rebuild::<keel_support_projections::SupportProjections>(args));
 
     // While it rebuilds: more commands arrive, and every read is answered, from the old
     // generation until the switch, from the new one after.

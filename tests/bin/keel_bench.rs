@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 note: format!(
                     "{} events, {} projections (~{:.1} CQL row writes per event), batches of up to {}",
                     args.commands,
-                    keel_projector::PROJECTIONS.len(),
+                    keel_projector::projection_names::<keel_support_projections::SupportProjections>().len(),
                     projector.rows_per_event,
                     projector.batch
                 ),
@@ -407,10 +407,12 @@ async fn projector_throughput(args: &Args, handler: &HandlerRun) -> anyhow::Resu
     let (batch, keyspace) = (config.max_batch, config.keyspace.clone());
     let end = tokio::task::block_in_place(|| events_end(harness))?;
     eprintln!("bench: projecting {} events", args.commands);
-    let running = tokio::spawn(keel_projector::run_customer_support(
-        config,
-        std::future::pending::<()>(),
-    ));
+    let running = tokio::spawn(
+        keel_projector::run_domain::<keel_support_projections::SupportProjections>(
+            config,
+            std::future::pending::<()>(),
+        ),
+    );
     let session = cql_session(harness, &keyspace).await?;
     let checkpoints = CqlCheckpoints::new(Arc::clone(&session)).await?;
     let mut first: Option<(Instant, i64)> = None;
@@ -533,10 +535,12 @@ async fn command_to_visible(args: &Args, steady_rate: u64) -> anyhow::Result<Lat
     harness.restart()?;
     let config = harness.projector_config(&unique_name("bench_visible"));
     let keyspace = config.keyspace.clone();
-    let projector = tokio::spawn(keel_projector::run_customer_support(
-        config,
-        std::future::pending::<()>(),
-    ));
+    let projector = tokio::spawn(
+        keel_projector::run_domain::<keel_support_projections::SupportProjections>(
+            config,
+            std::future::pending::<()>(),
+        ),
+    );
     let checkpoints = CqlCheckpoints::new(cql_session(&harness, &keyspace).await?).await?;
     let mut results = watch_results(&harness)?;
     let stream = |i: usize| format!("c-{:05}", i % args.streams);

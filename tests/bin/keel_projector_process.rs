@@ -6,5 +6,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    keel_projector::cli::Cli::parse().run().await
+    keel_projector::cli::Cli::parse()
+        .run::<keel_support_projections::SupportProjections>()
+        .await
 }

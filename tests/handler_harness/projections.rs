@@ -203,10 +203,12 @@ pub async fn assert_equal_to_a_rebuild(
 
     let rebuilt = harness.projector_config(&unique_name("prebuild"));
     let rebuilt_keyspace = rebuilt.keyspace.clone();
-    let rebuilding = tokio::spawn(keel_projector::run_customer_support(
-        rebuilt,
-        std::future::pending::<()>(),
-    ));
+    let rebuilding = tokio::spawn(
+        keel_projector::run_domain::<keel_support_projections::SupportProjections>(
+            rebuilt,
+            std::future::pending::<()>(),
+        ),
+    );
     let from_scratch = WorkloadProjections::read(harness, &rebuilt_keyspace, streams, commands.len()).await;
     rebuilding.abort();
     // Let the cancelled projector drop its clients while the runtime is still up.

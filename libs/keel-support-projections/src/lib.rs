@@ -1,7 +1,7 @@
 //! The customer-support domain's projections in the CQL store.
 //!
-//! The projector writes them ([`SupportProjections::write`]) from events it has opened; the
-//! query API reads them. One table per projection (`cql/schema.cql`):
+//! They implement the projection port (`keel_projection::Projections`): the projector
+//! runtime writes them from events it has opened; the query API reads them. One table per projection (`cql/schema.cql`):
 //!
 //! - **customer profile** (current state), **subscriptions**, **refunds** (one row per
 //!   refund; totals are summed on read, so no crash or replay can count a refund twice),
@@ -104,5 +104,28 @@ impl SupportProjections {
             select_events: prepare(include_str!("cql/select_events.cql")).await?,
             session,
         })
+    }
+}
+
+impl keel_projection::Projections for SupportProjections {
+    type Domain = keel_customer_support::Customer;
+    type Event = keel_customer_support::SupportEvent;
+
+    const NAMES: &'static [&'static str] = &ALL;
+    const SCHEMA: &'static str = SCHEMA;
+
+    async fn connect(session: Arc<Session>) -> Result<Self, keel_projection::ProjectionError> {
+        Self::new(session)
+            .await
+            .map_err(|error| keel_projection::ProjectionError::Setup(format!("{error:#}")))
+    }
+
+    async fn write(&self, events: &[LoggedEvent<'_>]) -> Result<(), keel_projection::ProjectionError> {
+        self.write_events(events)
+            .await
+            .map_err(|error| match error.downcast::<scylla::errors::ExecutionError>() {
+                Ok(store) => keel_projection::ProjectionError::Store(Box::new(store)),
+                Err(other) => keel_projection::ProjectionError::Event(format!("{other:#}")),
+            })
     }
 }

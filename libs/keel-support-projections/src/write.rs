@@ -10,24 +10,11 @@ use uuid::Uuid;
 
 use crate::{StoredField, SupportProjections};
 
-/// An event as the projector hands it over: where it sits in the log, its bytes as there
-/// (kept for the stream's sealed copy), its envelope, and its opened payload. Only ids,
-/// amounts and statuses are taken from the payload; personal fields are taken sealed from
-/// the envelope. An event of an erased tenant has no opened payload: only its sealed copy
-/// is kept.
-#[derive(Debug, Clone, Copy)]
-pub struct LoggedEvent<'a> {
-    /// Partition of the events topic.
-    pub partition: i32,
-    /// Offset there: also the write timestamp of every row the event touches.
-    pub offset: i64,
-    /// The record's value, single-object Avro.
-    pub bytes: &'a [u8],
-    /// The envelope read from `bytes`.
-    pub envelope: &'a EventEnvelope,
-    /// The domain event opened from the envelope; `None` once its tenant is erased.
-    pub event: Option<&'a SupportEvent>,
-}
+/// An event as the projector hands it over (the projection port's, with this domain's
+/// events). Only ids, amounts and statuses are taken from the payload; personal fields are
+/// taken sealed from the envelope. An event of an erased tenant has no opened payload: only
+/// its sealed copy is kept.
+pub type LoggedEvent<'a> = keel_projection::LoggedEvent<'a, SupportEvent>;
 
 type Write<'a> = BoxFuture<'a, Result<QueryResult, ExecutionError>>;
 
@@ -60,7 +47,7 @@ fn sealed(envelope: &EventEnvelope, path: &str) -> anyhow::Result<StoredField> {
 impl SupportProjections {
     /// Writes every row `events` touch. Idempotent: applying an event again, or an older
     /// event after a newer one, leaves the tables as they are.
-    pub async fn write(&self, events: &[LoggedEvent<'_>]) -> anyhow::Result<()> {
+    pub async fn write_events(&self, events: &[LoggedEvent<'_>]) -> anyhow::Result<()> {
         let mut writes: Vec<Write<'_>> = Vec::with_capacity(events.len() * 2);
         for event in events {
             self.rows(event, &mut writes)?;

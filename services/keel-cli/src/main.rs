@@ -77,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
         Top::Demo(args) => demo::run(args).await,
         Top::Projections(Projections::Rebuild(args)) => {
             keel_service::telemetry::init_tracing(false, "info");
-            let rebuilt = keel_projector::rebuild::rebuild(args).await?;
+            let rebuilt =
+                keel_projector::rebuild::rebuild::<keel_support_projections::SupportProjections>(args).await?;
             println!("{}", serde_json::to_string_pretty(&rebuilt)?);
             Ok(())
         }

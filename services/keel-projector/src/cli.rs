@@ -17,11 +17,11 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Runs the service of the worked domain until SIGTERM or Ctrl-C, then exports the spans
-    /// still buffered (a no-op without an OTLP endpoint).
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the projector of the domain projections `P` until SIGTERM or Ctrl-C, then exports
+    /// the spans still buffered (a no-op without an OTLP endpoint).
+    pub async fn run<P: keel_projection::Projections>(self) -> anyhow::Result<()> {
         let telemetry = telemetry::init("keel-projector", &self.telemetry, "info")?;
-        let outcome = crate::run_customer_support(self.config, keel_service::shutdown_signal()).await;
+        let outcome = crate::run_domain::<P>(self.config, keel_service::shutdown_signal()).await;
         telemetry.shutdown();
         outcome
     }

@@ -1,12 +1,13 @@
-//! Keel's projector.
+//! Keel's projector: a runtime that keeps any domain's read models.
 //!
-//! Consumes `keel.events` (`read_committed`) and builds the read models of the worked domain
-//! in the CQL store ([`support`]): the **audit trail per stream** and the **activity trail
-//! per actor**, built from envelope metadata (no personal data), and the customer-support
-//! projections (profiles, subscriptions, refunds, emails, referrals, and every stream's
-//! events as the log holds them). Payloads are opened with the tenant key for ids, amounts
-//! and statuses; personal fields are copied **sealed** from the event, never in plaintext,
-//! and only the query API opens them.
+//! Consumes `keel.events` (`read_committed`) and builds, in the CQL store, the runtime's own
+//! read models for every domain, the **audit trail per stream** and the **activity trail
+//! per actor** (envelope metadata, no personal data), and a domain's through the projection
+//! port ([`keel_projection::Projections`], [`run_domain`]): payloads are opened with the
+//! tenant key for ids, amounts and statuses; personal fields are copied **sealed** from the
+//! event, never in plaintext, and only the query API opens them. An app registers its
+//! projections by calling [`cli::Cli::run`] from its own `keel-projector` binary
+//! (`services/keel-support-app` for the worked domain).
 //!
 //! **Exactly once in effect.** Delivery is at least once; every row is written
 //! `USING TIMESTAMP <log offset>` and keyed by what it describes, so applying an event twice
@@ -29,12 +30,12 @@
 mod avro;
 pub mod cli;
 mod heads;
+mod models;
 pub mod rebuild;
-pub mod support;
 
 pub use avro::meta_of;
 pub use keel_trails::{ACTIVITY, AUDIT, EventMeta, Trails};
-pub use support::PROJECTIONS;
+pub use models::{RUNTIME_PROJECTIONS, projection_names};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -46,12 +47,13 @@ use heads::Heads;
 use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints, Freshness, Generations};
 use keel_kafka::clients;
 use keel_kafka::trace::TraceHeaders;
+use keel_projection::Projections;
 use keel_service::{Readiness, serve_ops, telemetry};
+use models::{Failure, Models, Prepared, Record};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use support::{Failure, Prepared, Record, SupportModels};
 
 /// Configuration of one projector instance: flags, each also a `KEEL_*` variable.
 #[derive(Debug, Clone, clap::Parser)]
@@ -94,8 +96,9 @@ pub struct ProjectorConfig {
     pub keys: keel_vault_cql::KeyArgs,
 }
 
-/// Runs the projector of the worked domain (customer support) until `shutdown` resolves.
-pub async fn run_customer_support(
+/// Runs the projector of a domain's projections `P` (beside the runtime's own) until
+/// `shutdown` resolves: what an app's `keel-projector` binary runs for its domain.
+pub async fn run_domain<P: Projections>(
     config: ProjectorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -143,7 +146,8 @@ pub async fn run_customer_support(
         readiness.set("generation", true, generation.clone());
         let mut projector = Projector {
             config: config.clone(),
-            models: SupportModels::new(Arc::clone(&session), Arc::clone(&keys)).await?,
+            names: projection_names::<P>(),
+            models: Models::<P>::new(Arc::clone(&session), Arc::clone(&keys)).await?,
             consumer: Arc::clone(&consumer),
             heads: Arc::clone(&heads),
             dead_letters: Arc::clone(&dead_letters),
@@ -242,9 +246,11 @@ fn event_span(message: &OwnedMessage) -> tracing::Span {
     span
 }
 
-struct Projector {
+struct Projector<P> {
     config: ProjectorConfig,
-    models: SupportModels,
+    /// Every projection kept, as checkpoints name them.
+    names: Vec<&'static str>,
+    models: Models<P>,
     consumer: Arc<StreamConsumer<clients::Named>>,
     heads: Arc<Heads>,
     /// Sends events that can never be projected to the DLQ.
@@ -262,7 +268,7 @@ struct Projector {
     event_times: HashMap<i32, i64>,
 }
 
-impl Projector {
+impl<P: Projections> Projector<P> {
     async fn run(&mut self, shutdown: &mut (impl std::future::Future<Output = ()> + Unpin)) -> anyhow::Result<Stop> {
         let mut last_heads = Instant::now() - Duration::from_secs(10);
         let mut failures = 0_u32;
@@ -369,7 +375,7 @@ impl Projector {
             return Ok(*position);
         }
         let mut least: Option<Checkpoint> = None;
-        for (index, projection) in PROJECTIONS.into_iter().enumerate() {
+        for (index, projection) in self.names.iter().copied().enumerate() {
             let stored = self.checkpoints.checkpoints(projection).await?;
             let Some(found) = stored.into_iter().find(|c| c.partition == partition) else {
                 least = None;
@@ -449,7 +455,12 @@ impl Projector {
                 event_time_micros: time,
             })
             .collect();
-        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save(projection, &saved))).await?;
+        futures::future::try_join_all(
+            self.names
+                .iter()
+                .map(|projection| self.checkpoints.save(projection, &saved)),
+        )
+        .await?;
         let mut offsets = TopicPartitionList::new();
         for checkpoint in &saved {
             self.positions.insert(checkpoint.partition, checkpoint.next_offset);
@@ -472,7 +483,7 @@ impl Projector {
 
     /// Prepares and writes `records`: the events written, and those that can never be
     /// (dead letters to be). Fails only for what may pass, and then nothing is skipped.
-    async fn project<'a>(&self, records: &[Record<'a>]) -> anyhow::Result<(Vec<Prepared<'a>>, Vec<Fault>)> {
+    async fn project<'a>(&self, records: &[Record<'a>]) -> anyhow::Result<(Vec<Prepared<'a, P::Event>>, Vec<Fault>)> {
         let mut prepared = Vec::with_capacity(records.len());
         let mut faults = Vec::new();
         for record in records {
@@ -573,8 +584,12 @@ impl Projector {
         if advanced.is_empty() {
             return Ok(());
         }
-        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save(projection, &advanced)))
-            .await?;
+        futures::future::try_join_all(
+            self.names
+                .iter()
+                .map(|projection| self.checkpoints.save(projection, &advanced)),
+        )
+        .await?;
         for checkpoint in advanced {
             self.positions.insert(checkpoint.partition, checkpoint.next_offset);
         }
@@ -613,8 +628,12 @@ impl Projector {
             metrics::gauge!("keel_projector_lag_events", "partition" => partition.clone()).set(lag.lag_events as f64);
             metrics::gauge!("keel_projector_lag_seconds", "partition" => partition).set(lag.lag_seconds);
         }
-        futures::future::try_join_all(PROJECTIONS.map(|projection| self.checkpoints.save_heads(projection, &heads)))
-            .await?;
+        futures::future::try_join_all(
+            self.names
+                .iter()
+                .map(|projection| self.checkpoints.save_heads(projection, &heads)),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -18,7 +18,9 @@ use keel_checkpoints::{Checkpoints, CqlCheckpoints, Generations};
 use keel_kafka::clients;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::{PROJECTIONS, ProjectorConfig};
+use keel_projection::Projections;
+
+use crate::{ProjectorConfig, projection_names};
 
 /// What to rebuild, and how.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,16 +81,13 @@ pub struct Rebuilt {
     pub dropped_old: bool,
 }
 
-/// Every table a generation holds: the projections' and their checkpoints'.
-pub fn tables() -> Vec<String> {
-    [
-        keel_trails::SCHEMA,
-        keel_support_projections::SCHEMA,
-        keel_checkpoints::SCHEMA,
-    ]
-    .into_iter()
-    .flat_map(keel_cql::table_names)
-    .collect()
+/// Every table a generation of `P` holds: the runtime's projections', `P`'s and their
+/// checkpoints'.
+pub fn tables<P: Projections>() -> Vec<String> {
+    [keel_trails::SCHEMA, P::SCHEMA, keel_checkpoints::SCHEMA]
+        .into_iter()
+        .flat_map(keel_cql::table_names)
+        .collect()
 }
 
 fn end_offsets(args: &RebuildArgs) -> anyhow::Result<Vec<(i32, i64)>> {
@@ -110,7 +109,8 @@ fn end_offsets(args: &RebuildArgs) -> anyhow::Result<Vec<(i32, i64)>> {
 }
 
 /// Rebuilds every projection into a new generation and switches reads to it.
-pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
+pub async fn rebuild<P: Projections>(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
+    let names = projection_names::<P>();
     let control = Arc::new(
         keel_cql::connect(&args.cql_nodes, &args.keyspace)
             .await
@@ -152,7 +152,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
     };
     tracing::info!(old, new, "rebuilding the projections into a new generation");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut projector = tokio::spawn(crate::run_customer_support(config, async {
+    let mut projector = tokio::spawn(crate::run_domain::<P>(config, async {
         let _ = stopped.await;
     }));
     let session = Arc::new(
@@ -174,7 +174,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
         let ends = tokio::task::block_in_place(|| end_offsets(&args))?;
         let mut behind = false;
         let mut applied = 0;
-        for projection in PROJECTIONS {
+        for &projection in &names {
             let stored = checkpoints.checkpoints(projection).await?;
             for (partition, end) in &ends {
                 let next = stored
@@ -182,7 +182,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
                     .find(|c| c.partition == *partition)
                     .map_or(0, |c| c.next_offset);
                 behind |= end - next > args.max_lag;
-                if projection == PROJECTIONS[0] {
+                if projection == names[0] {
                     applied += next;
                 }
             }
@@ -203,7 +203,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
         if old == args.keyspace {
             // The control keyspace also holds the vault and the handler's state: drop only
             // the generation's tables.
-            for table in tables() {
+            for table in tables::<P>() {
                 control
                     .query_unpaged(format!("DROP TABLE IF EXISTS {old}.{table}"), &[])
                     .await?;

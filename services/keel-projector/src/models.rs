@@ -1,64 +1,61 @@
-//! The worked domain's read models: the two trails (envelope metadata only) and the
-//! customer-support projections (ids, amounts and statuses from the opened payload; personal
-//! fields copied sealed from the envelope).
+//! The read models the projector keeps: the runtime's own (the audit and activity trails
+//! and the per-subject event counts, from envelope metadata only) and a domain's, through
+//! the projection port (`keel_projection::Projections`: ids, amounts and statuses from the
+//! opened payload; personal fields copied sealed from the envelope).
 
 use std::sync::Arc;
 
+use futures::TryFutureExt;
 use keel_codec::{EventCodec, WireError};
 use keel_crypto::CryptoError;
-use keel_customer_support::SupportEvent;
 use keel_envelope::EventEnvelope;
-use keel_support_projections::{LoggedEvent, SupportProjections};
+use keel_projection::{LoggedEvent, ProjectionError, Projections};
 use keel_trails::{EventMeta, Trails};
 use keel_vault_cql::ServiceKeyRing;
 use scylla::client::session::Session;
 
 use crate::avro::meta_of;
 
-/// Every projection the projector keeps, as checkpoints name them.
-pub const PROJECTIONS: [&str; 9] = [
-    keel_trails::AUDIT,
-    keel_trails::ACTIVITY,
-    keel_trails::SUBJECT_EVENTS,
-    keel_support_projections::PROFILES,
-    keel_support_projections::SUBSCRIPTIONS,
-    keel_support_projections::REFUNDS,
-    keel_support_projections::EMAILS,
-    keel_support_projections::REFERRALS,
-    keel_support_projections::STREAM_EVENTS,
-];
+/// The read models the runtime keeps for every domain, as checkpoints name them.
+pub const RUNTIME_PROJECTIONS: [&str; 3] = [keel_trails::AUDIT, keel_trails::ACTIVITY, keel_trails::SUBJECT_EVENTS];
+
+/// Every projection a projector of `P` keeps, as checkpoints name them: the runtime's,
+/// then the domain's.
+pub fn projection_names<P: Projections>() -> Vec<&'static str> {
+    RUNTIME_PROJECTIONS.iter().chain(P::NAMES).copied().collect()
+}
 
 /// One record of the events topic.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// Its partition.
-    pub partition: i32,
+    pub(crate) partition: i32,
     /// Its offset.
-    pub offset: i64,
+    pub(crate) offset: i64,
     /// Its value: a single-object Avro event envelope.
-    pub bytes: &'a [u8],
+    pub(crate) bytes: &'a [u8],
 }
 
 /// An event read and opened, ready to be written to every projection.
-pub struct Prepared<'a> {
+pub(crate) struct Prepared<'a, E> {
     /// Where it is in the log.
-    pub record: Record<'a>,
+    pub(crate) record: Record<'a>,
     envelope: EventEnvelope,
     meta: EventMeta,
     /// The domain event; `None` for system events and events of an erased tenant.
-    event: Option<SupportEvent>,
+    event: Option<E>,
 }
 
-impl Prepared<'_> {
+impl<E> Prepared<'_, E> {
     /// When the event was recorded, µs since the Unix epoch.
-    pub fn recorded_at_micros(&self) -> i64 {
+    pub(crate) fn recorded_at_micros(&self) -> i64 {
         self.meta.recorded_at_micros
     }
 }
 
 /// Why events could not be projected.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// May pass: the CQL store or the key vault out of reach, or an event of a payload
     /// schema this release does not know yet (a newer handler wrote it: upgrade the
     /// projector). The batch is retried; nothing is skipped.
@@ -86,43 +83,59 @@ fn permanent(reason: &'static str) -> impl Fn(String) -> Failure {
     move |error| Failure::Permanent { reason, error }
 }
 
-/// A failed write: transient when the store is out of reach, else permanent.
-fn write_failure(error: &anyhow::Error) -> Failure {
+/// A failed write of the trails: transient when the store is out of reach, else permanent.
+fn trails_failure(error: anyhow::Error) -> Failure {
     let transient = error
         .chain()
         .find_map(|cause| cause.downcast_ref::<scylla::errors::ExecutionError>())
         .is_some_and(|error| !keel_cql::is_permanent(error));
+    let error = format!("{error:#}");
     if transient {
-        Failure::Transient(format!("{error:#}"))
+        Failure::Transient(error)
     } else {
         Failure::Permanent {
             reason: "unstorable",
-            error: format!("{error:#}"),
+            error,
         }
     }
 }
 
-/// The read models of the customer-support domain.
-pub struct SupportModels {
-    codec: EventCodec<keel_crypto::LocalFileKms, keel_vault_cql::CqlKeyVault>,
-    trails: Trails,
-    projections: SupportProjections,
+/// A failed write of a domain's projections, likewise.
+fn projection_failure(error: ProjectionError) -> Failure {
+    match error {
+        ProjectionError::Store(store) if !keel_cql::is_permanent(&store) => Failure::Transient(store.to_string()),
+        ProjectionError::Store(store) => Failure::Permanent {
+            reason: "unstorable",
+            error: store.to_string(),
+        },
+        other => Failure::Permanent {
+            reason: "unstorable",
+            error: other.to_string(),
+        },
+    }
 }
 
-impl SupportModels {
+/// The read models of one domain's projections `P`, beside the runtime's own.
+pub(crate) struct Models<P> {
+    codec: EventCodec<keel_crypto::LocalFileKms, keel_vault_cql::CqlKeyVault>,
+    trails: Trails,
+    projections: P,
+}
+
+impl<P: Projections> Models<P> {
     /// The tables in `session`'s keyspace (created if missing), opening payloads with `keys`.
-    pub async fn new(session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
-        let codec = EventCodec::new::<keel_customer_support::Customer>(keys, keel_envelope::Upcasters::new())?;
+    pub(crate) async fn new(session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
+        let codec = EventCodec::new::<P::Domain>(keys, keel_envelope::Upcasters::new())?;
         Ok(Self {
             codec,
             trails: Trails::new(Arc::clone(&session)).await?,
-            projections: SupportProjections::new(session).await?,
+            projections: P::connect(session).await?,
         })
     }
 
     /// Reads and opens the event of `record`: its envelope, its metadata (every id checked
     /// against the id grammar, so no row key can be refused for it) and its payload.
-    pub async fn prepare<'a>(&self, record: Record<'a>) -> Result<Prepared<'a>, Failure> {
+    pub(crate) async fn prepare<'a>(&self, record: Record<'a>) -> Result<Prepared<'a, P::Event>, Failure> {
         let envelope = self
             .codec
             .wire()
@@ -143,20 +156,20 @@ impl SupportModels {
     }
 
     /// The id of the event in `bytes`, if its envelope reads and the id is an id.
-    pub fn event_id(&self, bytes: &[u8]) -> Option<String> {
+    pub(crate) fn event_id(&self, bytes: &[u8]) -> Option<String> {
         let envelope = self.codec.wire().read_event(bytes).ok()?;
         keel_ids::is_valid(&envelope.event_id).then_some(envelope.event_id)
     }
 
     /// Writes `prepared` to every projection, idempotently. A panic in a projection's code
     /// is a permanent failure, like a row the store refuses.
-    pub async fn write(&self, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
+    pub(crate) async fn write(&self, prepared: &[Prepared<'_, P::Event>]) -> Result<(), Failure> {
         use futures::FutureExt;
         let metas: Vec<(i32, i64, EventMeta)> = prepared
             .iter()
             .map(|p| (p.record.partition, p.record.offset, p.meta.clone()))
             .collect();
-        let logged: Vec<LoggedEvent<'_>> = prepared
+        let logged: Vec<LoggedEvent<'_, P::Event>> = prepared
             .iter()
             .map(|p| LoggedEvent {
                 partition: p.record.partition,
@@ -166,10 +179,15 @@ impl SupportModels {
                 event: p.event.as_ref(),
             })
             .collect();
-        let writes = async { futures::try_join!(self.trails.write(&metas), self.projections.write(&logged)) };
+        let writes = async {
+            futures::try_join!(
+                self.trails.write(&metas).map_err(trails_failure),
+                self.projections.write(&logged).map_err(projection_failure)
+            )
+        };
         match std::panic::AssertUnwindSafe(writes).catch_unwind().await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(write_failure(&error)),
+            Ok(Err(failure)) => Err(failure),
             Err(panic) => {
                 metrics::counter!("keel_projector_panics_total").increment(1);
                 let what = panic
@@ -188,14 +206,14 @@ impl SupportModels {
     /// The domain event of `envelope`; `None` when its tenant was erased (its events keep
     /// their place in the trails and the sealed copy, and nothing else) and for system
     /// events (erasures), which are in the trails only.
-    async fn open(&self, envelope: &EventEnvelope) -> Result<Option<SupportEvent>, Failure> {
+    async fn open(&self, envelope: &EventEnvelope) -> Result<Option<P::Event>, Failure> {
         if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
             metrics::counter!("keel_projector_system_events_total", "type" => envelope.event_type.clone()).increment(1);
             return Ok(None);
         }
         // Personal fields are copied sealed from the envelope, so they stay sealed here: the
         // projector never looks up (or holds) a subject key.
-        match self.codec.open_event_payload::<SupportEvent>(envelope.clone()).await {
+        match self.codec.open_event_payload::<P::Event>(envelope.clone()).await {
             Ok(opened) => Ok(Some(opened.event)),
             Err(WireError::Crypto(CryptoError::TenantDestroyed(tenant))) => {
                 tracing::debug!(tenant, event_id = envelope.event_id, "event of an erased tenant");
