@@ -103,7 +103,10 @@ fn the_customer_support_app_registers_the_worked_domain() -> TestResult {
         .get("keel-support-app")
         .context("the customer-support app is in the workspace")?;
     for registered in ["keel-customer-support", "keel-support-projections"] {
-        anyhow::ensure!(app.iter().any(|dep| dep == registered), "{registered} is not in {app:?}");
+        anyhow::ensure!(
+            app.iter().any(|dep| dep == registered),
+            "{registered} is not in {app:?}"
+        );
     }
     Ok(())
 }
