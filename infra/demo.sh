@@ -79,7 +79,7 @@ step "1/6 infrastructure: Kafka (KRaft) and Cassandra"
 bash infra/infra.sh up || fail "infrastructure" "infra/infra.sh up failed (see .local/logs/)"
 
 step "2/6 build the services and the CLI"
-cargo build --locked --bins -p keel-cli -p keel-support-app -p keel-query -p keel-admin ||
+cargo build --locked --bins -p keel-cli -p keel-support-app -p keel-admin ||
   fail "build" "cargo build failed"
 
 step "3/6 development tenants, signing keys, certificate key and topics"

@@ -185,7 +185,7 @@ fn command_of(binary: &str) -> Option<Command> {
     let service = match binary {
         "keel-handler" => keel_handler::HandlerConfig::command(),
         "keel-projector" => keel_projector::ProjectorConfig::command(),
-        "keel-query" => keel_query::QueryConfig::command(),
+        "keel-query" => return Some(keel_query::Cli::command()),
         "keel-admin" => keel_admin::AdminConfig::command(),
         "keel" => return Some(keel_cli()),
         _ => return None,

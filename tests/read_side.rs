@@ -46,7 +46,9 @@ pub async fn start_read_side_with(
     let nodes = &harness.config.cql_nodes;
     let keys = Arc::new(keel_vault_cql::service_key_ring(&keys, nodes, Arc::clone(&session)).await?);
     let keyspace = &harness.config.keyspace;
-    let models = ReadModels::connect(keyspace, Arc::clone(&session), Arc::clone(&keys)).await?;
+    let models =
+        ReadModels::<_, keel_support_query::SupportReads>::connect(keyspace, Arc::clone(&session), Arc::clone(&keys))
+            .await?;
     let state = Arc::new(
         AppState::new(
             tenants.authenticator().map_err(anyhow::Error::msg)?,

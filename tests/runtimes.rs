@@ -13,14 +13,15 @@ use serde_json::Value;
 /// The crates that hold a domain.
 const DOMAINS: [&str; 1] = ["keel-customer-support"];
 
-/// The runtimes (and the ports they offer) that depend on no domain today. The query API
-/// still has the worked domain built in; it joins this list as issue 17 makes it a runtime.
-const RUNTIMES: [&str; 5] = [
+/// The runtimes, and the libraries whose ports and read models they offer every domain.
+const RUNTIMES: [&str; 7] = [
     "keel-handler",
     "keel-projector",
+    "keel-query",
     "keel-admin",
     "keel-results",
     "keel-projection",
+    "keel-trails",
 ];
 
 /// Package name → names of its normal dependencies, from `cargo metadata`.
@@ -102,7 +103,11 @@ fn the_customer_support_app_registers_the_worked_domain() -> TestResult {
     let app = graph
         .get("keel-support-app")
         .context("the customer-support app is in the workspace")?;
-    for registered in ["keel-customer-support", "keel-support-projections"] {
+    for registered in [
+        "keel-customer-support",
+        "keel-support-projections",
+        "keel-support-query",
+    ] {
         anyhow::ensure!(
             app.iter().any(|dep| dep == registered),
             "{registered} is not in {app:?}"

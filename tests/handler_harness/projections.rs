@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_customer_support::SupportCommand;
-use keel_support_projections::{EmailRow, ProfileRow, RefundRow, StoredEvent, SupportProjections};
+use keel_support_projections::{EmailRow, ProfileRow, RefundRow, SupportProjections};
 use keel_testkit::{TestResult, unique_name};
-use keel_trails::{ActivityEntry, AuditEntry, Trails};
+use keel_trails::{ActivityEntry, AuditEntry, StoredEvent, StreamLog, Trails};
 use scylla::client::session::Session;
 
 use super::{HandlerHarness, TestCommand, agent};
@@ -72,7 +72,8 @@ impl WorkloadProjections {
         let session = session_in(harness, keyspace).await?;
         let trails = Trails::new(Arc::clone(&session)).await?;
         let audits = all_audits(&trails, streams, events).await?;
-        let customers = all_customers(&SupportProjections::new(session).await?, streams, events).await?;
+        let log = StreamLog::new(Arc::clone(&session)).await?;
+        let customers = all_customers(&SupportProjections::new(session).await?, &log, streams, events).await?;
         Ok(Self {
             keyspace: keyspace.to_owned(),
             audits,
@@ -102,6 +103,7 @@ async fn all_audits(trails: &Trails, streams: usize, expected: usize) -> TestRes
 /// (the rows of an event are written with its copy, in the same batch), or the timeout.
 async fn all_customers(
     projections: &SupportProjections,
+    log: &StreamLog,
     streams: usize,
     expected: usize,
 ) -> TestResult<Vec<CustomerRows>> {
@@ -114,7 +116,7 @@ async fn all_customers(
                 profile: projections.profile(TENANT, &stream).await?,
                 refunds: projections.refunds(TENANT, &stream).await?,
                 emails: projections.emails(TENANT, &stream).await?,
-                events: projections.events(TENANT, &stream).await?,
+                events: log.events(TENANT, &stream).await?,
             });
         }
         let total: usize = customers.iter().map(|c| c.events.len()).sum();

@@ -13,6 +13,15 @@
 //! What a projection must do is be **idempotent**: key every row by what it describes and
 //! write it `USING TIMESTAMP <offset>` ([`LoggedEvent::offset`]), so that applying an event
 //! again, or an older event after a newer one, leaves the tables as they are.
+//!
+//! A personal field is stored as the ciphertext its event carries, never in plaintext:
+//! [`StoredField::of`] takes it from the envelope into a `frozen<sealed_field_v1>` column
+//! (the type is [`SEALED_FIELD_TYPE`]; declare it in the domain's schema before its tables).
+//! The query runtime opens it per request with the subject's key, or answers it erased.
+
+mod sealed;
+
+pub use sealed::{SEALED_FIELD_TYPE, StoredField};
 
 use std::future::Future;
 use std::sync::Arc;

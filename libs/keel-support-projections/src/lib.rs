@@ -3,11 +3,10 @@
 //! They implement the projection port (`keel_projection::Projections`): the projector
 //! runtime writes them from events it has opened; the query API reads them. One table per projection (`cql/schema.cql`):
 //!
-//! - **customer profile** (current state), **subscriptions**, **refunds** (one row per
-//!   refund; totals are summed on read, so no crash or replay can count a refund twice),
-//!   **emails sent** and **referrals**, per customer;
-//! - **stream events**: every event of a stream as it is in the log, payload still sealed,
-//!   for chain verification and state as of a version or time.
+//! **customer profile** (current state), **subscriptions**, **refunds** (one row per refund;
+//! totals are summed on read, so no crash or replay can count a refund twice), **emails
+//! sent** and **referrals**, per customer. The runtime keeps every stream's sealed events
+//! and the erased subjects itself (`keel_trails::StreamLog`).
 //!
 //! **Exactly once in effect.** Rows are keyed by what they describe and every write is
 //! `USING TIMESTAMP <log offset>`: a replayed event rewrites the same cells with the same
@@ -19,12 +18,11 @@
 //! is destroyed the stored ciphertext is noise.
 
 mod read;
-mod sealed;
 mod write;
 
-pub use read::{EmailRow, Position, ProfileRow, ReferralRow, RefundRow, StoredEvent, SubscriptionRow};
-pub use sealed::StoredField;
-pub use write::{LoggedEvent, WHOLE_TENANT};
+pub use keel_projection::StoredField;
+pub use read::{EmailRow, Position, ProfileRow, ReferralRow, RefundRow, SubscriptionRow};
+pub use write::LoggedEvent;
 
 use std::sync::Arc;
 
@@ -41,10 +39,8 @@ pub const REFUNDS: &str = "refunds.v1";
 pub const EMAILS: &str = "emails.v1";
 /// Referrals, by referring customer.
 pub const REFERRALS: &str = "referrals.v1";
-/// Every stream's events, sealed, in version order.
-pub const STREAM_EVENTS: &str = "stream_events.v1";
 /// Every projection of this crate, as checkpoints name them.
-pub const ALL: [&str; 6] = [PROFILES, SUBSCRIPTIONS, REFUNDS, EMAILS, REFERRALS, STREAM_EVENTS];
+pub const ALL: [&str; 5] = [PROFILES, SUBSCRIPTIONS, REFUNDS, EMAILS, REFERRALS];
 
 /// The projections' tables.
 pub const SCHEMA: &str = include_str!("cql/schema.cql");
@@ -52,7 +48,6 @@ pub const SCHEMA: &str = include_str!("cql/schema.cql");
 /// The domain projections' tables on a CQL session.
 pub struct SupportProjections {
     session: Arc<Session>,
-    insert_event: PreparedStatement,
     profile_registered: PreparedStatement,
     profile_deleted: PreparedStatement,
     profile_touched: PreparedStatement,
@@ -62,14 +57,11 @@ pub struct SupportProjections {
     refund_reversed: PreparedStatement,
     email_sent: PreparedStatement,
     friend_referred: PreparedStatement,
-    subject_erased: PreparedStatement,
-    select_erased: PreparedStatement,
     select_profile: PreparedStatement,
     select_subscriptions: PreparedStatement,
     select_refunds: PreparedStatement,
     select_emails: PreparedStatement,
     select_referrals: PreparedStatement,
-    select_events: PreparedStatement,
 }
 
 impl std::fmt::Debug for SupportProjections {
@@ -84,7 +76,6 @@ impl SupportProjections {
         keel_cql::apply_schema(&session, SCHEMA).await?;
         let prepare = async |cql: &str| session.prepare(cql.trim()).await;
         Ok(Self {
-            insert_event: prepare(include_str!("cql/insert_event.cql")).await?,
             profile_registered: prepare(include_str!("cql/profile_registered.cql")).await?,
             profile_deleted: prepare(include_str!("cql/profile_deleted.cql")).await?,
             profile_touched: prepare(include_str!("cql/profile_touched.cql")).await?,
@@ -94,14 +85,11 @@ impl SupportProjections {
             refund_reversed: prepare(include_str!("cql/refund_reversed.cql")).await?,
             email_sent: prepare(include_str!("cql/email_sent.cql")).await?,
             friend_referred: prepare(include_str!("cql/friend_referred.cql")).await?,
-            subject_erased: prepare(include_str!("cql/subject_erased.cql")).await?,
-            select_erased: prepare(include_str!("cql/select_erased.cql")).await?,
             select_profile: prepare(include_str!("cql/select_profile.cql")).await?,
             select_subscriptions: prepare(include_str!("cql/select_subscriptions.cql")).await?,
             select_refunds: prepare(include_str!("cql/select_refunds.cql")).await?,
             select_emails: prepare(include_str!("cql/select_emails.cql")).await?,
             select_referrals: prepare(include_str!("cql/select_referrals.cql")).await?,
-            select_events: prepare(include_str!("cql/select_events.cql")).await?,
             session,
         })
     }

@@ -121,40 +121,9 @@ pub struct ReferralRow {
     pub position: Position,
 }
 
-/// One event of a stream as the log holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    /// Its version.
-    pub version: i64,
-    /// When it was recorded, microseconds since the Unix epoch.
-    pub recorded_at_micros: i64,
-    /// Single-object Avro of its envelope, payload sealed.
-    pub envelope: Vec<u8>,
-    /// Partition of the events topic.
-    pub partition: i32,
-    /// Offset there.
-    pub offset: i64,
-}
-
 type Sealed = Option<StoredField>;
 
 impl SupportProjections {
-    /// Whether a `SubjectErased` for `subject` (or a `TenantErased` for its tenant) was
-    /// projected: its personal fields read as erased from then on.
-    pub async fn is_erased(&self, tenant: &str, subject: &str) -> anyhow::Result<bool> {
-        for name in [subject, crate::WHOLE_TENANT] {
-            let rows = self
-                .session
-                .execute_unpaged(&self.select_erased, (tenant, name))
-                .await?
-                .into_rows_result()?;
-            if rows.maybe_first_row::<(Option<i64>,)>()?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// A customer's profile, if the customer was registered.
     pub async fn profile(&self, tenant: &str, customer: &str) -> anyhow::Result<Option<ProfileRow>> {
         type Row = (
@@ -327,27 +296,6 @@ impl SupportProjections {
             });
         }
         out.sort_by_key(|referral| referral.position.version);
-        Ok(out)
-    }
-
-    /// Every event of a stream, in version order, as the log holds it.
-    pub async fn events(&self, tenant: &str, stream: &str) -> anyhow::Result<Vec<StoredEvent>> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.select_events, (tenant, stream))
-            .await?
-            .into_rows_result()?;
-        let mut out = Vec::new();
-        for row in rows.rows::<(i64, i64, Vec<u8>, i32, i64)>()? {
-            let (version, recorded_at_micros, envelope, partition, offset) = row?;
-            out.push(StoredEvent {
-                version,
-                recorded_at_micros,
-                envelope,
-                partition,
-                offset,
-            });
-        }
         Ok(out)
     }
 }

@@ -18,17 +18,6 @@ pub type LoggedEvent<'a> = keel_projection::LoggedEvent<'a, SupportEvent>;
 
 type Write<'a> = BoxFuture<'a, Result<QueryResult, ExecutionError>>;
 
-/// The stream prefix of the system's erasure records (`keel.erasure:<subject>`, see
-/// `schemas/system`): a `SubjectErased` there marks its subject erased.
-const ERASURE_STREAM: &str = "keel.erasure:";
-
-/// The stream of a whole tenant's erasure record (`TenantErased`), which marks the tenant
-/// erased under the subject name [`WHOLE_TENANT`].
-const TENANT_ERASURE_STREAM: &str = "keel.tenant-erasure";
-
-/// How `erased_subjects_v1` names a whole tenant.
-pub const WHOLE_TENANT: &str = "*";
-
 fn event_uuid(envelope: &EventEnvelope) -> anyhow::Result<Uuid> {
     Uuid::parse_str(&envelope.event_id)
         .map_err(|error| anyhow::anyhow!("event {} has no uuid id: {error}", envelope.event_id))
@@ -65,37 +54,6 @@ impl SupportProjections {
         let at = envelope.recorded_at;
         let tenant = envelope.tenant_id.clone();
         let customer = envelope.stream_id.clone();
-        let copy = (
-            tenant.clone(),
-            customer.clone(),
-            version,
-            envelope.event_id.clone(),
-            envelope.event_type.clone(),
-            at,
-            logged.bytes.to_vec(),
-            partition,
-            offset,
-            ts,
-        );
-        writes.push(session.execute_unpaged(&self.insert_event, copy).boxed());
-        let erased = match envelope.event_type.as_str() {
-            "SubjectErased" => envelope.stream_id.strip_prefix(ERASURE_STREAM),
-            "TenantErased" if envelope.stream_id == TENANT_ERASURE_STREAM => Some(WHOLE_TENANT),
-            _ => None,
-        };
-        if let Some(subject) = erased {
-            let values = (
-                tenant.clone(),
-                subject.to_owned(),
-                at,
-                envelope.event_id.clone(),
-                partition,
-                offset,
-                ts,
-            );
-            writes.push(session.execute_unpaged(&self.subject_erased, values).boxed());
-            return Ok(());
-        }
         let Some(event) = logged.event else {
             return Ok(());
         };

@@ -1,5 +1,6 @@
-//! The read models the projector keeps: the runtime's own (the audit and activity trails
-//! and the per-subject event counts, from envelope metadata only) and a domain's, through
+//! The read models the projector keeps: the runtime's own (the audit and activity trails,
+//! the per-subject event counts, every stream's sealed events and the erased subjects, from
+//! envelope metadata and the record's bytes only) and a domain's, through
 //! the projection port (`keel_projection::Projections`: ids, amounts and statuses from the
 //! opened payload; personal fields copied sealed from the envelope).
 
@@ -10,14 +11,19 @@ use keel_codec::{EventCodec, WireError};
 use keel_crypto::CryptoError;
 use keel_envelope::EventEnvelope;
 use keel_projection::{LoggedEvent, ProjectionError, Projections};
-use keel_trails::{EventMeta, Trails};
+use keel_trails::{EventMeta, StreamLog, Trails};
 use keel_vault_cql::ServiceKeyRing;
 use scylla::client::session::Session;
 
 use crate::avro::meta_of;
 
 /// The read models the runtime keeps for every domain, as checkpoints name them.
-pub const RUNTIME_PROJECTIONS: [&str; 3] = [keel_trails::AUDIT, keel_trails::ACTIVITY, keel_trails::SUBJECT_EVENTS];
+pub const RUNTIME_PROJECTIONS: [&str; 4] = [
+    keel_trails::AUDIT,
+    keel_trails::ACTIVITY,
+    keel_trails::SUBJECT_EVENTS,
+    keel_trails::STREAM_EVENTS,
+];
 
 /// Every projection a projector of `P` keeps, as checkpoints name them: the runtime's,
 /// then the domain's.
@@ -119,6 +125,7 @@ fn projection_failure(error: ProjectionError) -> Failure {
 pub(crate) struct Models<P> {
     codec: EventCodec<keel_crypto::LocalFileKms, keel_vault_cql::CqlKeyVault>,
     trails: Trails,
+    log: StreamLog,
     projections: P,
 }
 
@@ -129,6 +136,7 @@ impl<P: Projections> Models<P> {
         Ok(Self {
             codec,
             trails: Trails::new(Arc::clone(&session)).await?,
+            log: StreamLog::new(Arc::clone(&session)).await?,
             projections: P::connect(session).await?,
         })
     }
@@ -169,6 +177,10 @@ impl<P: Projections> Models<P> {
             .iter()
             .map(|p| (p.record.partition, p.record.offset, p.meta.clone()))
             .collect();
+        let copies: Vec<(i32, i64, &EventMeta, &[u8])> = prepared
+            .iter()
+            .map(|p| (p.record.partition, p.record.offset, &p.meta, p.record.bytes))
+            .collect();
         let logged: Vec<LoggedEvent<'_, P::Event>> = prepared
             .iter()
             .map(|p| LoggedEvent {
@@ -182,6 +194,7 @@ impl<P: Projections> Models<P> {
         let writes = async {
             futures::try_join!(
                 self.trails.write(&metas).map_err(trails_failure),
+                self.log.write(&copies).map_err(trails_failure),
                 self.projections.write(&logged).map_err(projection_failure)
             )
         };

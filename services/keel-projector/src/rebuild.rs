@@ -84,10 +84,15 @@ pub struct Rebuilt {
 /// Every table a generation of `P` holds: the runtime's projections', `P`'s and their
 /// checkpoints'.
 pub fn tables<P: Projections>() -> Vec<String> {
-    [keel_trails::SCHEMA, P::SCHEMA, keel_checkpoints::SCHEMA]
-        .into_iter()
-        .flat_map(keel_cql::table_names)
-        .collect()
+    [
+        keel_trails::SCHEMA,
+        keel_trails::LOG_SCHEMA,
+        P::SCHEMA,
+        keel_checkpoints::SCHEMA,
+    ]
+    .into_iter()
+    .flat_map(keel_cql::table_names)
+    .collect()
 }
 
 fn end_offsets(args: &RebuildArgs) -> anyhow::Result<Vec<(i32, i64)>> {

@@ -39,6 +39,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// An internal error: the store or the vault failed. The detail is logged, not answered.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(error.to_string())
+    }
+
     /// The HTTP status and the machine-readable code of each error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {

@@ -1,4 +1,4 @@
-//! Keel's query API.
+//! Keel's query API, a runtime: it serves any domain's read routes.
 //!
 //! HTTP/JSON, read-only, over the projections the projector keeps in the CQL store. Every
 //! route is under `/v1/tenants/{tenant}/` and needs a bearer token of that tenant (the same
@@ -8,47 +8,81 @@
 //! in one table (`error.rs`). `/openapi.json` describes the API; `/healthz`, `/readyz` and
 //! `/metrics` are served beside it.
 //!
-//! Routes: a stream's audit trail, an actor's activity trail, each projection's freshness,
-//! and the worked domain's ([`customers`]): profiles, subscriptions, refunds with totals,
-//! emails and referrals with personal fields opened on read (or the erased marker), chain
-//! verification, and a stream's state as of a version or a time. Erasure certificates are
-//! served from the admin service's store.
+//! A domain plugs in as a [`ReadSide`]: its read handles over its projections and its
+//! routes. Its routes start with [`AppState::begin`] (the credential, the id, the freshness
+//! the client asked for), open personal fields with [`Reading::open`] (or the erased marker)
+//! and answer with [`Reading::answer`]. The runtime serves, for any domain
+//! ([`streams`]): a stream's audit trail, an actor's activity trail, each projection's
+//! freshness, chain verification, a stream's state as of a version or a time (folded by the
+//! domain's aggregate) and erasure certificates.
 
-pub mod customers;
 mod error;
+mod fields;
 pub mod fresh;
+pub mod streams;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use clap::Parser;
-use keel_auth::{Actor, ActorKind, Authenticator, Principal, TenantsFile};
-use keel_checkpoints::{Checkpoints, CqlCheckpoints, Generations};
+use keel_auth::{Authenticator, Principal, TenantsFile};
+use keel_checkpoints::{Checkpoints, CqlCheckpoints, Freshness, Generations};
+use keel_codec::EventCodec;
+use keel_domain::{Aggregate, WireSchemas};
 use keel_erasure::ErasureStore;
-use keel_service::{Readiness, ops_router, telemetry};
-use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, Trails};
+use keel_projection::StoredField;
+use keel_service::telemetry::{self, TelemetryArgs};
+use keel_service::{Readiness, ops_router};
+use keel_trails::{StreamLog, Trails};
 use keel_vault_cql::ServiceKeyRing;
 use scylla::client::session::Session;
-use serde::Serialize;
-use std::sync::RwLock;
+use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
+pub use fields::{Fields, Personal};
 use fresh::{Consistency, Fresh, wait_for};
 
 /// The OpenAPI description, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// The read models the runtime keeps for every domain, as checkpoints name them.
+pub const RUNTIME_PROJECTIONS: [&str; 3] = [keel_trails::AUDIT, keel_trails::ACTIVITY, keel_trails::STREAM_EVENTS];
+
+/// What a domain plugs into the query runtime: its read handles and its routes.
+pub trait ReadSide: Sized + Send + Sync + 'static {
+    /// The aggregate whose streams `/streams/{stream}/state` folds, and whose schemas open
+    /// the domain's events and personal fields.
+    type Aggregate: Aggregate<Event: DeserializeOwned> + WireSchemas;
+
+    /// The domain's projections, as checkpoints name them (e.g. `refunds.v1`): freshness and
+    /// readiness are reported for them.
+    const PROJECTIONS: &'static [&'static str];
+
+    /// The domain's read handles over its tables in `session`'s keyspace (one generation).
+    fn connect(session: Arc<Session>) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// The domain's routes, paths under `/v1/tenants/{tenant}/`, over the runtime's state.
+    fn routes<C: Checkpoints>() -> Router<Arc<AppState<C, Self>>>;
+}
+
+/// Every projection a query API of `D` serves: the runtime's, then the domain's.
+pub fn projection_names<D: ReadSide>() -> Vec<String> {
+    RUNTIME_PROJECTIONS
+        .iter()
+        .chain(D::PROJECTIONS)
+        .map(|name| (*name).to_owned())
+        .collect()
+}
+
 /// Configuration of the query API.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "keel-query", about = "Keel's query API", version)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct QueryConfig {
     /// Address to serve the API (and /healthz, /readyz, /metrics) on.
     #[arg(long, env = "KEEL_QUERY_ADDR", default_value = "127.0.0.1:8080")]
@@ -67,13 +101,9 @@ pub struct QueryConfig {
     /// Tenants file (credential keys per tenant).
     #[arg(long, env = "KEEL_TENANTS")]
     pub tenants: PathBuf,
-    /// The projections this API serves, with their table version (e.g. `customer_profiles.v1`).
-    #[arg(
-        long,
-        env = "KEEL_QUERY_PROJECTIONS",
-        value_delimiter = ',',
-        default_value = "audit_trail.v1,actor_activity.v1,customer_profiles.v1,subscriptions.v1,refunds.v1,emails.v1,referrals.v1,stream_events.v1"
-    )]
+    /// The projections this API serves, with their table version (e.g. `refunds.v1`); by
+    /// default the runtime's and every one of the domain's.
+    #[arg(long, env = "KEEL_QUERY_PROJECTIONS", value_delimiter = ',')]
     pub projections: Vec<String>,
     /// Where the keys that open personal fields are.
     #[command(flatten)]
@@ -83,36 +113,80 @@ pub struct QueryConfig {
     pub max_wait_ms: u64,
 }
 
+/// Everything `keel-query` takes, as flags or `KEEL_*` variables (`--help` lists them).
+#[derive(Debug, clap::Parser)]
+#[command(name = "keel-query", about = "Keel's query API", version)]
+pub struct Cli {
+    /// The service's configuration.
+    #[command(flatten)]
+    pub config: QueryConfig,
+    /// Logs and traces.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+impl Cli {
+    /// Serves domain `D`'s query API until SIGTERM or Ctrl-C, then exports the spans still
+    /// buffered (a no-op without an OTLP endpoint).
+    pub async fn run<D: ReadSide>(self) -> anyhow::Result<()> {
+        let telemetry = telemetry::init("keel-query", &self.telemetry, "info")?;
+        let outcome = run::<D>(self.config, keel_service::shutdown_signal()).await;
+        telemetry.shutdown();
+        outcome
+    }
+}
+
 /// One generation of the projections: the tables of one keyspace.
-pub struct ReadModels<C> {
+pub struct ReadModels<C, D> {
     /// The keyspace.
     pub generation: String,
     /// Projection checkpoints, for freshness.
     pub checkpoints: C,
     /// The audit and activity trails.
     pub trails: Trails,
-    /// The domain's projections and the codec that opens them.
-    pub support: customers::Support,
+    /// Every stream's sealed events and the erased subjects.
+    pub log: StreamLog,
+    /// Opens personal fields.
+    pub fields: Fields,
+    /// The domain's read handles.
+    pub domain: D,
 }
 
-impl ReadModels<CqlCheckpoints> {
+impl<D: ReadSide> ReadModels<CqlCheckpoints, D> {
     /// The read models of `generation` (a keyspace on `session`), opened with `keys`.
     pub async fn connect(generation: &str, session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
+        let codec = EventCodec::new::<D::Aggregate>(keys, keel_envelope::Upcasters::new())?;
         Ok(Self {
             generation: generation.to_owned(),
             trails: Trails::new(Arc::clone(&session)).await?,
-            support: customers::Support::new(Arc::clone(&session), keys).await?,
+            log: StreamLog::new(Arc::clone(&session)).await?,
+            fields: Fields::new(codec),
+            domain: D::connect(Arc::clone(&session)).await?,
             checkpoints: CqlCheckpoints::new(session).await?,
         })
     }
 }
 
+impl<C, D> ReadModels<C, D> {
+    /// The same read models, with freshness from `checkpoints`.
+    pub fn with_checkpoints<C2>(self, checkpoints: C2) -> ReadModels<C2, D> {
+        ReadModels {
+            generation: self.generation,
+            checkpoints,
+            trails: self.trails,
+            log: self.log,
+            fields: self.fields,
+            domain: self.domain,
+        }
+    }
+}
+
 /// What every request handler shares.
-pub struct AppState<C> {
+pub struct AppState<C, D> {
     /// Verifies bearer tokens per tenant.
     pub authenticator: Authenticator,
     /// The serving generation's read models; a rebuild's switch-over replaces them.
-    pub models: RwLock<Arc<ReadModels<C>>>,
+    pub models: RwLock<Arc<ReadModels<C, D>>>,
     /// The projections served.
     pub projections: Vec<String>,
     /// The longest read-your-writes wait.
@@ -121,11 +195,11 @@ pub struct AppState<C> {
     pub erasures: Option<ErasureStore>,
 }
 
-impl<C> AppState<C> {
+impl<C, D> AppState<C, D> {
     /// State serving `models`.
     pub fn new(
         authenticator: Authenticator,
-        models: ReadModels<C>,
+        models: ReadModels<C, D>,
         projections: Vec<String>,
         max_wait: Duration,
     ) -> Self {
@@ -146,17 +220,17 @@ impl<C> AppState<C> {
     }
 
     /// The serving generation's read models.
-    pub fn models(&self) -> Arc<ReadModels<C>> {
+    pub fn models(&self) -> Arc<ReadModels<C, D>> {
         Arc::clone(&self.models.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Serves `models` from now on.
-    pub fn switch(&self, models: ReadModels<C>) {
+    pub fn switch(&self, models: ReadModels<C, D>) {
         *self.models.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(models);
     }
 
     /// The principal of the request's bearer token, if it verifies for `tenant`.
-    fn principal(&self, tenant: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    pub fn principal(&self, tenant: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -173,31 +247,73 @@ impl<C> AppState<C> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ProjectionFreshness {
-    projection: String,
+impl<C: Checkpoints, D> AppState<C, D> {
+    /// The prologue of a read route: the token verifies for `tenant`, the path id `name` is
+    /// an id, and `projection` is as fresh as the client asked (`consistency`).
+    pub async fn begin(
+        &self,
+        headers: &HeaderMap,
+        (tenant, name, id): (&str, &'static str, &str),
+        projection: &str,
+        consistency: &Consistency,
+    ) -> Result<Reading<C, D>, ApiError> {
+        self.principal(tenant, headers)?;
+        path_id(name, id)?;
+        self.read(projection, consistency).await
+    }
+
+    /// The serving read models once `projection` is as fresh as `consistency` asks.
+    async fn read(&self, projection: &str, consistency: &Consistency) -> Result<Reading<C, D>, ApiError> {
+        let started = Instant::now();
+        let models = self.models();
+        let (freshness, stale) = wait_for(&models.checkpoints, projection, consistency, self.max_wait).await?;
+        Ok(Reading {
+            models,
+            freshness,
+            stale,
+            started,
+        })
+    }
 }
 
-async fn freshness<C: Checkpoints>(
-    State(state): State<Arc<AppState<C>>>,
-    Path((tenant, projection)): Path<(String, String)>,
-    Params(consistency): Params<Consistency>,
-    headers: HeaderMap,
-) -> Result<Json<Fresh<ProjectionFreshness>>, ApiError> {
-    let started = std::time::Instant::now();
-    state.principal(&tenant, &headers)?;
-    if !state.projections.contains(&projection) {
-        return Err(ApiError::NotFound);
+/// A read under way: the read models it reads and how fresh they are.
+pub struct Reading<C, D> {
+    /// The serving generation's read models.
+    pub models: Arc<ReadModels<C, D>>,
+    /// The freshness of the projection read.
+    pub freshness: Freshness,
+    /// Whether the client accepted an answer staler than it asked.
+    pub stale: bool,
+    started: Instant,
+}
+
+impl<C, D> Reading<C, D> {
+    /// The domain's read handles.
+    pub fn domain(&self) -> &D {
+        &self.models.domain
     }
-    let models = state.models();
-    let (freshness, stale) = wait_for(&models.checkpoints, &projection, &consistency, state.max_wait).await?;
-    metrics::histogram!("keel_query_seconds", "route" => "freshness").record(started.elapsed().as_secs_f64());
-    Ok(Json(Fresh {
-        data: ProjectionFreshness { projection },
-        freshness,
-        stale,
-        generation: models.generation.clone(),
-    }))
+
+    /// Opens a stored personal field of `tenant`'s `stream`: its value, the erased marker
+    /// once its subject is erased, or `None` when nothing is stored.
+    pub async fn open(
+        &self,
+        tenant: &str,
+        stream: &str,
+        field: Option<&StoredField>,
+    ) -> Result<Option<Personal>, ApiError> {
+        self.models.fields.open(&self.models.log, tenant, stream, field).await
+    }
+
+    /// The answer: `data` with its freshness; the route's latency is recorded as `route`.
+    pub fn answer<T>(self, route: &'static str, data: T) -> Json<Fresh<T>> {
+        metrics::histogram!("keel_query_seconds", "route" => route).record(self.started.elapsed().as_secs_f64());
+        Json(Fresh {
+            data,
+            freshness: self.freshness,
+            stale: self.stale,
+            generation: self.models.generation.clone(),
+        })
+    }
 }
 
 /// Query parameters, whose rejection is an [`ApiError`] like every other error (axum's own
@@ -220,7 +336,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 
 /// An id from the path, in the grammar every entry point enforces (`keel-ids`); a stream
 /// may be a system stream (`keel.erasure:<subject>`).
-pub(crate) fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
+pub fn path_id(name: &'static str, value: &str) -> Result<(), ApiError> {
     if name == "stream" {
         keel_ids::check_stream(name, value)?;
     } else {
@@ -241,132 +357,34 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::R
     ApiError::Internal(format!("a request handler panicked: {what}")).into_response()
 }
 
-/// A stream's audit trail: who did what, in what order, on whose behalf, allowed by which
-/// rule, with the chain hashes that prove it.
-async fn audit<C: Checkpoints>(
-    State(state): State<Arc<AppState<C>>>,
-    Path((tenant, stream)): Path<(String, String)>,
-    Params(consistency): Params<Consistency>,
-    headers: HeaderMap,
-) -> Result<Json<Fresh<Vec<AuditEntry>>>, ApiError> {
-    let started = std::time::Instant::now();
-    state.principal(&tenant, &headers)?;
-    path_id("stream", &stream)?;
-    let models = state.models();
-    let (freshness, stale) = wait_for(&models.checkpoints, AUDIT, &consistency, state.max_wait).await?;
-    let entries = models
-        .trails
-        .audit(&tenant, &stream)
-        .await
-        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
-    if entries.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    metrics::histogram!("keel_query_seconds", "route" => "audit").record(started.elapsed().as_secs_f64());
-    Ok(Json(Fresh {
-        data: entries,
-        freshness,
-        stale,
-        generation: models.generation.clone(),
-    }))
-}
-
-/// Everything an actor did in the tenant, across streams, in time order.
-async fn activity<C: Checkpoints>(
-    State(state): State<Arc<AppState<C>>>,
-    Path((tenant, kind, id)): Path<(String, String, String)>,
-    Params(consistency): Params<Consistency>,
-    headers: HeaderMap,
-) -> Result<Json<Fresh<Vec<ActivityEntry>>>, ApiError> {
-    let started = std::time::Instant::now();
-    state.principal(&tenant, &headers)?;
-    path_id("actor_id", &id)?;
-    let kind: ActorKind =
-        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| ApiError::BadParameter {
-            name: "actor_kind",
-            reason: "expected human, agent, service or system".into(),
-        })?;
-    let models = state.models();
-    let (freshness, stale) = wait_for(&models.checkpoints, ACTIVITY, &consistency, state.max_wait).await?;
-    let actor = Actor { kind, id };
-    let entries = models
-        .trails
-        .activity(&tenant, &actor)
-        .await
-        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
-    if entries.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    metrics::histogram!("keel_query_seconds", "route" => "activity").record(started.elapsed().as_secs_f64());
-    Ok(Json(Fresh {
-        data: entries,
-        freshness,
-        stale,
-        generation: models.generation.clone(),
-    }))
-}
-
-/// The signed certificate of a subject's erasure, as the admin service issued it (check it
-/// with `keel admin verify-certificate`). It comes from the admin service's own store, not a
-/// projection: it exists once the erasure's transaction committed.
-async fn certificate<C>(
-    State(state): State<Arc<AppState<C>>>,
-    Path((tenant, subject)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    state.principal(&tenant, &headers)?;
-    // `*` names the erasure of the whole tenant; any other subject is an id.
-    if subject != keel_erasure::WHOLE_TENANT {
-        path_id("subject", &subject)?;
-    }
-    let store = state.erasures.as_ref().ok_or(ApiError::NotFound)?;
-    let document = store
-        .certificate(&tenant, &subject)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
-        .ok_or(ApiError::NotFound)?;
-    let value = serde_json::from_str(&document).map_err(|error| ApiError::Internal(error.to_string()))?;
-    Ok(Json(value))
-}
-
-/// The API's routes over `state`.
-pub fn router<C: Checkpoints>(state: Arc<AppState<C>>) -> Router {
+/// The API's routes over `state`: the runtime's and the domain's.
+pub fn router<C: Checkpoints, D: ReadSide>(state: Arc<AppState<C, D>>) -> Router {
     let routes = Router::new()
         .route(
             "/v1/tenants/{tenant}/projections/{projection}/freshness",
-            get(freshness::<C>),
-        )
-        .route("/v1/tenants/{tenant}/streams/{stream}/audit", get(audit::<C>))
-        .route("/v1/tenants/{tenant}/actors/{kind}/{id}/activity", get(activity::<C>))
-        .route(
-            "/v1/tenants/{tenant}/customers/{customer}",
-            get(customers::profile::<C>),
+            get(streams::freshness::<C, D>),
         )
         .route(
-            "/v1/tenants/{tenant}/customers/{customer}/subscriptions",
-            get(customers::subscriptions::<C>),
+            "/v1/tenants/{tenant}/streams/{stream}/audit",
+            get(streams::audit::<C, D>),
         )
         .route(
-            "/v1/tenants/{tenant}/customers/{customer}/refunds",
-            get(customers::refunds::<C>),
-        )
-        .route(
-            "/v1/tenants/{tenant}/customers/{customer}/emails",
-            get(customers::emails::<C>),
-        )
-        .route(
-            "/v1/tenants/{tenant}/customers/{customer}/referrals",
-            get(customers::referrals::<C>),
+            "/v1/tenants/{tenant}/actors/{kind}/{id}/activity",
+            get(streams::activity::<C, D>),
         )
         .route(
             "/v1/tenants/{tenant}/streams/{stream}/verify",
-            get(customers::verify::<C>),
+            get(streams::verify::<C, D>),
         )
         .route(
             "/v1/tenants/{tenant}/streams/{stream}/state",
-            get(customers::state_as_of::<C>),
+            get(streams::state_as_of::<C, D>),
         )
-        .route("/v1/tenants/{tenant}/erasures/{subject}", get(certificate::<C>))
+        .route(
+            "/v1/tenants/{tenant}/erasures/{subject}",
+            get(streams::certificate::<C, D>),
+        )
+        .merge(D::routes::<C>())
         .route(
             "/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -383,8 +401,8 @@ fn contained(router: Router) -> Router {
 /// Follows the serving generation (a rebuild's switch-over swaps the read models within a
 /// second) and keeps `/readyz` saying whether the projector's progress is known: every
 /// projection served has a checkpoint in the serving generation.
-pub async fn follow_generations(
-    state: Arc<AppState<CqlCheckpoints>>,
+pub async fn follow_generations<D: ReadSide>(
+    state: Arc<AppState<CqlCheckpoints, D>>,
     generations: Generations,
     nodes: Vec<String>,
     keys: Arc<ServiceKeyRing>,
@@ -394,7 +412,8 @@ pub async fn follow_generations(
         match generations.serving().await {
             Ok(serving) if serving != state.models().generation => {
                 let session = keel_cql::connect(&nodes, &serving).await.map_err(anyhow::Error::msg);
-                match async { ReadModels::connect(&serving, Arc::new(session?), Arc::clone(&keys)).await }.await {
+                match async { ReadModels::<_, D>::connect(&serving, Arc::new(session?), Arc::clone(&keys)).await }.await
+                {
                     Ok(models) => {
                         tracing::info!(
                             from = state.models().generation,
@@ -438,8 +457,8 @@ pub async fn follow_generations(
     }
 }
 
-/// Runs the query API until `shutdown` resolves.
-pub async fn run(
+/// Serves domain `D`'s query API until `shutdown` resolves.
+pub async fn run<D: ReadSide>(
     config: QueryConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -463,13 +482,17 @@ pub async fn run(
                 .map_err(anyhow::Error::msg)?,
         )
     };
-    let models = ReadModels::connect(&serving, session, Arc::clone(&keys)).await?;
+    let models = ReadModels::<_, D>::connect(&serving, session, Arc::clone(&keys)).await?;
     readiness.set("cql", true, "connected");
+    let projections = match config.projections {
+        served if served.is_empty() => projection_names::<D>(),
+        served => served,
+    };
     let state = Arc::new(
         AppState::new(
             authenticator,
             models,
-            config.projections.clone(),
+            projections,
             Duration::from_millis(config.max_wait_ms),
         )
         .with_erasures(erasures),

@@ -3,6 +3,19 @@
 use keel_envelope::{EventEnvelope, SealedField};
 use serde::Serialize;
 
+/// The CQL type a [`StoredField`] is stored as, for a domain's schema to declare (the
+/// statement is idempotent): `CREATE TYPE IF NOT EXISTS sealed_field_v1 (...)`.
+pub const SEALED_FIELD_TYPE: &str = "CREATE TYPE IF NOT EXISTS sealed_field_v1 (
+    event_id text,
+    event_type text,
+    schema_version int,
+    path text,
+    subject_id text,
+    key_id text,
+    nonce blob,
+    ciphertext blob
+);";
+
 /// One personal field as the `sealed_field_v1` type stores it: the event's sealed field
 /// plus what its associated data binds (event id) and what names its schema (event type and
 /// schema version). Opening it takes the subject's key, which erasure destroys.

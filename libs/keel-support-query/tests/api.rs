@@ -1,5 +1,6 @@
-//! The query API over real CQL checkpoints: credentials per tenant, clear 4xx codes,
-//! freshness on every answer, read-your-writes with its two timeouts.
+//! The query API over real CQL checkpoints, serving the customer-support domain: credentials
+//! per tenant, clear 4xx codes, freshness on every answer, read-your-writes with its two
+//! timeouts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use ed25519_dalek::SigningKey;
 use keel_auth::{ActorKind, Authenticator, Claims, TenantAuth, TenantKey, TokenIssuer};
 use keel_checkpoints::{Checkpoint, Checkpoints, CqlCheckpoints};
 use keel_query::{AppState, OPENAPI, ReadModels, router};
+use keel_support_query::SupportReads;
 use keel_testkit::{TestKeyspace, TestResult};
 use serde_json::Value;
 
@@ -57,7 +59,7 @@ async fn start() -> TestResult<Api> {
         vault_keyspace: None,
     };
     let ring = keel_vault_cql::key_ring(&key_args, Arc::clone(&session)).await?;
-    let models = ReadModels::connect("query", Arc::clone(&session), Arc::new(ring)).await?;
+    let models = ReadModels::<_, SupportReads>::connect("query", Arc::clone(&session), Arc::new(ring)).await?;
     let checkpoints = Arc::new(CqlCheckpoints::new(session).await?);
     let tenants: HashMap<String, TenantAuth> = ["acme", "globex"]
         .into_iter()
@@ -71,12 +73,7 @@ async fn start() -> TestResult<Api> {
         .collect();
     let state = Arc::new(AppState::new(
         Authenticator::new(&tenants).map_err(anyhow::Error::msg)?,
-        ReadModels {
-            generation: models.generation,
-            checkpoints: Arc::clone(&checkpoints),
-            trails: models.trails,
-            support: models.support,
-        },
+        models.with_checkpoints(Arc::clone(&checkpoints)),
         vec![PROJECTION.into()],
         Duration::from_secs(3),
     ));

@@ -1,0 +1,283 @@
+//! The routes every domain gets: a stream's audit trail, an actor's activity, a projection's
+//! freshness, a stream's chain verification and its state as of a version or a time (folded
+//! by the domain's aggregate), and erasure certificates.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use keel_auth::{Actor, ActorKind};
+use keel_chain::{BreakKind, Verdict, verify_stream};
+use keel_checkpoints::Checkpoints;
+use keel_domain::{Aggregate, Recorded};
+use keel_envelope::EventEnvelope;
+use keel_trails::{ACTIVITY, AUDIT, ActivityEntry, AuditEntry, STREAM_EVENTS};
+use serde::{Deserialize, Serialize};
+
+use crate::fresh::{Consistency, Fresh};
+use crate::{ApiError, AppState, Params, ReadModels, ReadSide, path_id};
+
+/// What `/projections/{projection}/freshness` answers as data.
+#[derive(Debug, Serialize)]
+pub struct ProjectionFreshness {
+    /// The projection, as checkpoints name it.
+    pub projection: String,
+}
+
+/// `GET /v1/tenants/{tenant}/projections/{projection}/freshness`
+pub(crate) async fn freshness<C: Checkpoints, D: ReadSide>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, projection)): Path<(String, String)>,
+    Params(consistency): Params<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<ProjectionFreshness>>, ApiError> {
+    state.principal(&tenant, &headers)?;
+    if !state.projections.contains(&projection) {
+        return Err(ApiError::NotFound);
+    }
+    let reading = state.read(&projection, &consistency).await?;
+    Ok(reading.answer("freshness", ProjectionFreshness { projection }))
+}
+
+/// `GET /v1/tenants/{tenant}/streams/{stream}/audit`: who did what, in what order, on whose
+/// behalf, allowed by which rule, with the chain hashes that prove it.
+pub(crate) async fn audit<C: Checkpoints, D: ReadSide>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, stream)): Path<(String, String)>,
+    Params(consistency): Params<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<Vec<AuditEntry>>>, ApiError> {
+    let reading = state
+        .begin(&headers, (&tenant, "stream", &stream), AUDIT, &consistency)
+        .await?;
+    let entries = reading
+        .models
+        .trails
+        .audit(&tenant, &stream)
+        .await
+        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
+    if entries.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(reading.answer("audit", entries))
+}
+
+/// `GET /v1/tenants/{tenant}/actors/{kind}/{id}/activity`: everything an actor did in the
+/// tenant, across streams, in time order.
+pub(crate) async fn activity<C: Checkpoints, D: ReadSide>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, kind, id)): Path<(String, String, String)>,
+    Params(consistency): Params<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<Vec<ActivityEntry>>>, ApiError> {
+    state.principal(&tenant, &headers)?;
+    path_id("actor_id", &id)?;
+    let kind: ActorKind =
+        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| ApiError::BadParameter {
+            name: "actor_kind",
+            reason: "expected human, agent, service or system".into(),
+        })?;
+    let reading = state.read(ACTIVITY, &consistency).await?;
+    let actor = Actor { kind, id };
+    let entries = reading
+        .models
+        .trails
+        .activity(&tenant, &actor)
+        .await
+        .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
+    if entries.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(reading.answer("activity", entries))
+}
+
+/// `GET /v1/tenants/{tenant}/erasures/{subject}`: the signed certificate of a subject's
+/// erasure, as the admin service issued it (check it with `keel admin verify-certificate`).
+/// It comes from the admin service's own store, not a projection: it exists once the
+/// erasure's transaction committed.
+pub(crate) async fn certificate<C, D>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, subject)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.principal(&tenant, &headers)?;
+    // `*` names the erasure of the whole tenant; any other subject is an id.
+    if subject != keel_erasure::WHOLE_TENANT {
+        path_id("subject", &subject)?;
+    }
+    let store = state.erasures.as_ref().ok_or(ApiError::NotFound)?;
+    let document = store
+        .certificate(&tenant, &subject)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    let value = serde_json::from_str(&document).map_err(ApiError::internal)?;
+    Ok(Json(value))
+}
+
+/// A stream's events as the log holds them (payloads sealed), in version order.
+async fn stream_events<C, D: ReadSide>(
+    models: &ReadModels<C, D>,
+    tenant: &str,
+    stream: &str,
+) -> Result<Vec<EventEnvelope>, ApiError> {
+    let stored = models.log.events(tenant, stream).await.map_err(ApiError::internal)?;
+    if stored.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    stored
+        .iter()
+        .map(|event| {
+            models
+                .fields
+                .codec()
+                .wire()
+                .read_event(&event.envelope)
+                .map_err(ApiError::internal)
+        })
+        .collect()
+}
+
+/// The outcome of walking a stream's chain.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    /// `intact` or `broken`.
+    pub verdict: &'static str,
+    /// Intact: the last version. Broken: the version expected at the first broken link.
+    pub version: i64,
+    /// Intact: the head hash, hex.
+    pub head: Option<String>,
+    /// Broken: what the break shows (`edited`, `removed`, `reordered`, `inserted`).
+    pub break_kind: Option<&'static str>,
+    /// Broken: the event found there.
+    pub event_id: Option<String>,
+}
+
+fn break_kind(kind: BreakKind) -> &'static str {
+    match kind {
+        BreakKind::Edited => "edited",
+        BreakKind::Removed => "removed",
+        BreakKind::Reordered => "reordered",
+        BreakKind::Inserted => "inserted",
+        BreakKind::TruncatedTail => "truncated_tail",
+        BreakKind::Rewritten => "rewritten",
+    }
+}
+
+/// `GET /v1/tenants/{tenant}/streams/{stream}/verify`: recomputes every hash of the stream
+/// from its sealed events (no key needed: chains cover ciphertext, so they verify after
+/// erasure too) and reports intact or the first broken link.
+pub(crate) async fn verify<C: Checkpoints, D: ReadSide>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, stream)): Path<(String, String)>,
+    Params(consistency): Params<Consistency>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<Verification>>, ApiError> {
+    let reading = state
+        .begin(&headers, (&tenant, "stream", &stream), STREAM_EVENTS, &consistency)
+        .await?;
+    let events = stream_events(&reading.models, &tenant, &stream).await?;
+    let verdict = verify_stream(reading.models.fields.codec().hasher(), &events, None).map_err(ApiError::internal)?;
+    let data = match verdict {
+        Verdict::Intact { version, head } => Verification {
+            verdict: "intact",
+            version,
+            head: Some(hex::encode(head)),
+            break_kind: None,
+            event_id: None,
+        },
+        Verdict::Broken(broken) => {
+            metrics::counter!("keel_chain_verification_failures_total").increment(1);
+            tracing::warn!(tenant, stream, version = broken.version, kind = ?broken.kind, "chain broken");
+            Verification {
+                verdict: "broken",
+                version: broken.version,
+                head: None,
+                break_kind: Some(break_kind(broken.kind)),
+                event_id: broken.event_id,
+            }
+        }
+    };
+    Ok(reading.answer("verify", data))
+}
+
+/// Parameters of a temporal query, with the usual read-your-writes ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsOf {
+    /// Fold events up to this version.
+    pub version: Option<u64>,
+    /// Fold events recorded at or before this time, µs since the Unix epoch.
+    pub at_micros: Option<i64>,
+    /// As in [`Consistency`].
+    pub after: Option<String>,
+    /// As in [`Consistency`].
+    pub wait_ms: Option<u64>,
+    /// As in [`Consistency`].
+    pub on_timeout: Option<String>,
+}
+
+/// A stream's state at a point of its history.
+#[derive(Debug, Serialize)]
+pub struct StateAsOf<S> {
+    /// The last version folded in (0: the stream had not started).
+    pub version: u64,
+    /// When that event was recorded, µs since the Unix epoch.
+    pub recorded_at_micros: Option<i64>,
+    /// The folded state (the domain's decision state: ids, statuses, amounts; no personal
+    /// data).
+    pub state: S,
+}
+
+/// `GET /v1/tenants/{tenant}/streams/{stream}/state?version=N` or `?at_micros=T`: the
+/// stream's state folded by the domain's aggregate from its events up to that version or
+/// time.
+pub(crate) async fn state_as_of<C: Checkpoints, D: ReadSide>(
+    State(state): State<Arc<AppState<C, D>>>,
+    Path((tenant, stream)): Path<(String, String)>,
+    Params(as_of): Params<AsOf>,
+    headers: HeaderMap,
+) -> Result<Json<Fresh<StateAsOf<<D::Aggregate as Aggregate>::State>>>, ApiError> {
+    let consistency = Consistency {
+        after: as_of.after,
+        wait_ms: as_of.wait_ms,
+        on_timeout: as_of.on_timeout,
+    };
+    let reading = state
+        .begin(&headers, (&tenant, "stream", &stream), STREAM_EVENTS, &consistency)
+        .await?;
+    let events = stream_events(&reading.models, &tenant, &stream).await?;
+    let mut folded = StateAsOf {
+        version: 0,
+        recorded_at_micros: None,
+        state: <D::Aggregate as Aggregate>::State::default(),
+    };
+    for envelope in events {
+        let version = u64::try_from(envelope.stream_version).map_err(ApiError::internal)?;
+        if as_of.version.is_some_and(|limit| version > limit)
+            || as_of.at_micros.is_some_and(|limit| envelope.recorded_at > limit)
+        {
+            break;
+        }
+        if keel_erasure::is_system_schema(&envelope.payload.schema_name) {
+            continue;
+        }
+        let recorded_at = envelope.recorded_at;
+        let opened = reading
+            .models
+            .fields
+            .codec()
+            .open_event::<<D::Aggregate as Aggregate>::Event>(envelope)
+            .await
+            .map_err(ApiError::internal)?;
+        let recorded = Recorded {
+            event_id: opened.envelope.event_id.parse().map_err(ApiError::internal)?,
+            version,
+        };
+        folded.state = D::Aggregate::apply(folded.state, &opened.event, &recorded);
+        folded.version = version;
+        folded.recorded_at_micros = Some(recorded_at);
+    }
+    Ok(reading.answer("state", folded))
+}
