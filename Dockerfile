@@ -45,6 +45,9 @@ RUN apt-get update \
     && chmod -R 0700 /var/lib/keel
 
 COPY --from=builder /out/keel-handler /out/keel-projector /out/keel-query /out/keel-admin /out/keel /usr/local/bin/
+# Every domain's Avro schemas, from which `keel command send` encodes a command given as JSON.
+COPY --from=builder /src/schemas /usr/share/keel/schemas
+ENV KEEL_SCHEMAS=/usr/share/keel/schemas
 
 USER 10001:10001
 WORKDIR /var/lib/keel

@@ -23,12 +23,22 @@ pub enum WireError {
     /// The payload does not fit its schema or the domain's type.
     #[error("bad payload: {0}")]
     Payload(String),
+    /// A field of a payload given as JSON does not fit its schema (see [`crate::json`]).
+    #[error("bad payload: {0}")]
+    Field(FieldError),
     /// An id breaks the grammar every entry point enforces (`keel-ids`).
     #[error(transparent)]
     InvalidId(#[from] keel_ids::InvalidId),
     /// A field is larger than Keel takes (a credential, a delegation chain).
     #[error("{0}")]
     OutOfBounds(String),
+}
+
+// Not `#[from]`, which would make the field error also the source and print it twice.
+impl From<FieldError> for WireError {
+    fn from(error: FieldError) -> Self {
+        Self::Field(error)
+    }
 }
 
 impl WireError {
@@ -39,6 +49,47 @@ impl WireError {
             Self::OutOfBounds(_) => Reason::OutOfBounds.code(),
             Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => Reason::InvalidId.code(),
             _ => Reason::Undecodable.code(),
+        }
+    }
+}
+
+/// Which field of a payload given as JSON does not fit its Avro schema, and how. A field is
+/// named by its dotted path from the payload record (`refund.amount_cents`, `lines[2].sku`,
+/// a map's key as a segment); the payload itself is `the payload`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A field the schema has, without a default, is absent.
+    #[error("missing field {0}")]
+    Missing(String),
+    /// A field the schema does not have.
+    #[error("unknown field {0}")]
+    Unknown(String),
+    /// A value of the wrong type, out of its type's range, or not one of an enum's symbols.
+    #[error("{path}: expected {expected}, got {got}")]
+    Mismatch {
+        /// The field.
+        path: String,
+        /// What the schema takes there.
+        expected: String,
+        /// The value given (its first characters).
+        got: String,
+    },
+    /// A field of a type that has no JSON form here (decimal, duration).
+    #[error("{path}: {kind} cannot be given as JSON")]
+    Unsupported {
+        /// The field.
+        path: String,
+        /// Its type.
+        kind: String,
+    },
+}
+
+impl FieldError {
+    /// The dotted path of the field.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Missing(path) | Self::Unknown(path) => path,
+            Self::Mismatch { path, .. } | Self::Unsupported { path, .. } => path,
         }
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! [`Wire`] knows the schemas and needs no keys: it encodes and decodes commands (what a
 //! producer, the CLI or a test does) and reads event envelopes (what the trails, chain
-//! verification and any auditor need: nothing there is secret but the payload).
+//! verification and any auditor need: nothing there is secret but the payload). It is built
+//! from a domain's Rust types ([`Wire::new`]) or from schema documents alone
+//! ([`Wire::from_schemas`]), and then encodes commands given as JSON too
+//! ([`Wire::encode_command_json`], through [`json`]).
 //! [`EventCodec`] adds a [`KeyRing`] and a chain hasher: it seals and links events (the
 //! command handler) and opens them (replays, projections, the query API).
 //!
@@ -14,6 +17,7 @@
 mod actor;
 pub mod bounds;
 mod error;
+pub mod json;
 mod payload;
 
 use std::collections::HashMap;
@@ -31,7 +35,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use actor::{from_wire_actor, to_wire_actor};
-pub use error::WireError;
+pub use error::{FieldError, WireError};
 
 /// One payload schema version: its Avro identity and its personal fields.
 #[derive(Debug, Clone)]
@@ -46,8 +50,8 @@ pub struct Wire {
     envelopes: SchemaRegistry,
     payloads: HashMap<(String, i32), Payload>,
     current: HashMap<String, i32>,
-    command_namespace: &'static str,
-    event_namespace: &'static str,
+    command_namespace: String,
+    event_namespace: String,
 }
 
 /// Who sends a command and about what: the envelope around a domain command.
@@ -85,10 +89,21 @@ pub struct CommandDecodeError {
 impl Wire {
     /// The envelopes and the payload schemas of domain `D`.
     pub fn new<D: WireSchemas>() -> Result<Self, WireError> {
+        Self::from_schemas(D::SCHEMAS, D::COMMAND_NAMESPACE, D::EVENT_NAMESPACE)
+    }
+
+    /// The envelopes and the payload schemas of a domain known only by its schema documents
+    /// (`.avsc`, every version), e.g. read from `schemas/<domain>/` at run time: what
+    /// [`Self::new`] does with a [`WireSchemas`] domain's constants.
+    pub fn from_schemas<S: AsRef<str>>(
+        schemas: impl IntoIterator<Item = S>,
+        command_namespace: &str,
+        event_namespace: &str,
+    ) -> Result<Self, WireError> {
         let mut payloads = HashMap::new();
         let mut current: HashMap<String, i32> = HashMap::new();
-        for avsc in D::SCHEMAS {
-            let pinned = PinnedSchema::parse(avsc)?;
+        for avsc in schemas {
+            let pinned = PinnedSchema::parse(avsc.as_ref())?;
             let sealing = PayloadSchema::new(pinned.datum.clone())?;
             let newest = current.entry(pinned.name.clone()).or_insert(pinned.version);
             *newest = (*newest).max(pinned.version);
@@ -98,8 +113,8 @@ impl Wire {
             envelopes: SchemaRegistry::with_envelopes()?,
             payloads,
             current,
-            command_namespace: D::COMMAND_NAMESPACE,
-            event_namespace: D::EVENT_NAMESPACE,
+            command_namespace: command_namespace.to_owned(),
+            event_namespace: event_namespace.to_owned(),
         })
     }
 
@@ -121,9 +136,40 @@ impl Wire {
     /// `command` under its current payload schema.
     pub fn encode_command<C: Serialize>(&self, header: CommandHeader, command: &C) -> Result<Vec<u8>, WireError> {
         let (command_type, fields) = payload::split_tagged(command)?;
-        let schema_name = format!("{}.{command_type}", self.command_namespace);
-        let schema = self.current_payload(&schema_name)?;
+        let schema = self.command_schema(&command_type)?;
         let data = payload::encode(&schema.pinned.datum, fields)?;
+        self.wrap_command(header, command_type, &schema.pinned, data)
+    }
+
+    /// Encodes a command of type `command_type` whose payload's fields are given as JSON
+    /// (see [`json`]), under its current payload schema: the same message
+    /// [`Self::encode_command`] makes of the domain's command with those fields. A field
+    /// that does not fit is a [`WireError::Field`] naming it.
+    pub fn encode_command_json(
+        &self,
+        header: CommandHeader,
+        command_type: &str,
+        fields: &serde_json::Value,
+    ) -> Result<Vec<u8>, WireError> {
+        let schema = self.command_schema(command_type)?;
+        let value = json::to_avro(schema.pinned.schema(), fields)?;
+        let data = payload::encode_value(&schema.pinned.datum, value)?;
+        self.wrap_command(header, command_type.to_owned(), &schema.pinned, data)
+    }
+
+    fn command_schema(&self, command_type: &str) -> Result<&Payload, WireError> {
+        self.current_payload(&format!("{}.{command_type}", self.command_namespace))
+    }
+
+    /// The single-object command envelope around `data`, the Avro binary of a payload
+    /// under `schema`.
+    fn wrap_command(
+        &self,
+        header: CommandHeader,
+        command_type: String,
+        schema: &PinnedSchema,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, WireError> {
         let envelope = CommandEnvelope {
             command_id: header.command_id.to_string(),
             tenant_id: header.tenant,
@@ -136,8 +182,8 @@ impl Wire {
             correlation_id: header.correlation_id.to_string(),
             causation_id: header.causation_id.map(|id| id.to_string()),
             payload: CommandPayload {
-                schema_name,
-                schema_version: schema.pinned.version,
+                schema_name: schema.name.clone(),
+                schema_version: schema.version,
                 data,
             },
         };

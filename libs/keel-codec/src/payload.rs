@@ -31,8 +31,13 @@ pub(crate) fn to_avro(fields: serde_json::Value) -> Result<Value, WireError> {
 
 /// The Avro binary of a payload's fields under `schema`.
 pub(crate) fn encode(schema: &Datum, fields: serde_json::Value) -> Result<Vec<u8>, WireError> {
+    encode_value(schema, to_avro(fields)?)
+}
+
+/// The Avro binary of a payload value under `schema`, resolved to it first.
+pub(crate) fn encode_value(schema: &Datum, value: Value) -> Result<Vec<u8>, WireError> {
     let fail = |error: apache_avro::Error| WireError::Payload(error.to_string());
-    let value = schema.resolve(to_avro(fields)?).map_err(fail)?;
+    let value = schema.resolve(value).map_err(fail)?;
     schema.to_vec(&value, 0).map_err(fail)
 }
 

@@ -121,6 +121,120 @@ fn a_command_whose_type_and_payload_disagree_is_refused_with_its_envelope() {
     assert!(garbage.is_err_and(|error| error.envelope.is_none()));
 }
 
+fn command_header() -> CommandHeader {
+    CommandHeader {
+        command_id: Uuid::new_v4(),
+        tenant: "acme".into(),
+        stream: "c-1".into(),
+        expected_version: Some(3),
+        issued_at_micros: 1,
+        actor: agent(),
+        credential: "token".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+    }
+}
+
+#[test]
+fn a_command_given_as_json_is_the_same_message_as_the_domain_command() {
+    let wire = Wire::new::<Customer>().expect("the domain's schemas parse");
+    let compensates = Uuid::new_v4();
+    let cases = [
+        (
+            "IssueRefund",
+            serde_json::json!({"refund_id": "r-1", "amount_cents": 4_200, "reason": "late"}),
+            SupportCommand::IssueRefund {
+                refund_id: "r-1".into(),
+                amount_cents: 4_200,
+                reason: "late".into(),
+            },
+        ),
+        (
+            "ReverseRefund",
+            serde_json::json!({"refund_id": "r-1", "compensates": compensates}),
+            SupportCommand::ReverseRefund {
+                refund_id: "r-1".into(),
+                compensates,
+            },
+        ),
+    ];
+    for (command_type, fields, command) in cases {
+        let header = command_header();
+        let from_json = wire
+            .encode_command_json(header.clone(), command_type, &fields)
+            .expect("encodes");
+        let from_rust = wire.encode_command(header, &command).expect("encodes");
+        assert_eq!(from_json, from_rust, "{command_type}");
+    }
+}
+
+#[test]
+fn a_command_given_as_json_that_does_not_fit_names_the_field() {
+    let wire = Wire::new::<Customer>().expect("the domain's schemas parse");
+    let fields = serde_json::json!({"refund_id": "r-1", "amount_cents": "abc", "reason": "late"});
+    let error = wire
+        .encode_command_json(command_header(), "IssueRefund", &fields)
+        .expect_err("a string is no long");
+    assert!(
+        matches!(&error, WireError::Field(field) if field.path() == "amount_cents"),
+        "{error}"
+    );
+    let unknown = wire.encode_command_json(command_header(), "Refund", &fields);
+    assert!(matches!(unknown, Err(WireError::UnknownPayload(_))), "{unknown:?}");
+}
+
+/// A domain the codec knows only from schema documents: the second version of its one
+/// command adds a nullable field.
+const APPROVALS: [&str; 2] = [
+    r#"{"type": "record", "name": "Decide", "namespace": "dev.keel.test.commands", "keel.schema_version": 1,
+        "fields": [{"name": "decision", "type": {"type": "enum", "name": "Decision", "symbols": ["APPROVE", "REJECT"]}}]}"#,
+    r#"{"type": "record", "name": "Decide", "namespace": "dev.keel.test.commands", "keel.schema_version": 2,
+        "fields": [{"name": "decision", "type": {"type": "enum", "name": "Decision", "symbols": ["APPROVE", "REJECT"]}},
+                   {"name": "note", "type": ["null", "string"], "default": null}]}"#,
+];
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+enum Decision {
+    #[serde(rename = "APPROVE")]
+    Approve,
+    #[serde(rename = "REJECT")]
+    Reject,
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+enum ApprovalCommand {
+    Decide { decision: Decision, note: Option<String> },
+}
+
+#[test]
+fn a_domain_known_only_by_its_schema_documents_encodes_its_current_version() {
+    let wire = Wire::from_schemas(APPROVALS, "dev.keel.test.commands", "dev.keel.test.events").expect("parses");
+    for (fields, expected) in [
+        (
+            serde_json::json!({"decision": "REJECT", "note": "over budget"}),
+            ApprovalCommand::Decide {
+                decision: Decision::Reject,
+                note: Some("over budget".into()),
+            },
+        ),
+        (
+            serde_json::json!({"decision": "APPROVE"}),
+            ApprovalCommand::Decide {
+                decision: Decision::Approve,
+                note: None,
+            },
+        ),
+    ] {
+        let bytes = wire
+            .encode_command_json(command_header(), "Decide", &fields)
+            .expect("encodes");
+        let (envelope, command) = wire.decode_command::<ApprovalCommand>(&bytes).expect("decodes");
+        assert_eq!(command, expected);
+        assert_eq!(envelope.payload.schema_name, "dev.keel.test.commands.Decide");
+        assert_eq!(envelope.payload.schema_version, 2);
+    }
+}
+
 #[tokio::test]
 async fn an_event_is_sealed_chained_and_opened_back() {
     let codec = codec();

@@ -1,12 +1,13 @@
-//! Topics, and commands of the worked domain: encode, produce, wait for the result.
+//! Topics, and commands of any domain: encode from the domain's schema files (see
+//! [`crate::schemas`]), produce, wait for the result.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
 use keel_auth::Claims;
-use keel_codec::{CommandHeader, Wire, to_wire_actor};
-use keel_customer_support::{Customer, SupportCommand};
+use keel_codec::{CommandHeader, to_wire_actor};
 use keel_kafka::clients;
 use keel_kafka::partition::stream_key;
 use keel_kafka::topics::{TopicNames, TopicSettings, command_path_topics, ensure_topics};
@@ -16,6 +17,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use uuid::Uuid;
+
+use crate::schemas::CommandSchemas;
 
 /// Where Kafka and the command-path topics are.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,7 +74,7 @@ impl Topics {
 /// `keel command`.
 #[derive(Debug, clap::Subcommand)]
 pub enum CommandCli {
-    /// Sends a command of the customer-support domain.
+    /// Sends a command of any domain whose schemas are in --schemas.
     Send(SendArgs),
     /// Waits for the result of a command and prints it.
     Wait {
@@ -96,15 +99,27 @@ pub struct SendArgs {
     /// The tenant.
     #[arg(long)]
     tenant: String,
-    /// The stream (the customer id).
+    /// The stream (the aggregate id, e.g. the customer id).
     #[arg(long)]
     stream: String,
-    /// The command type, e.g. `IssueRefund` (see schemas/customer-support/commands/).
+    /// The command type: the record name of a command schema under --schemas, e.g.
+    /// `IssueRefund` (schemas/customer-support/commands/IssueRefund.v1.avsc). Its newest
+    /// `keel.schema_version` is sent.
     #[arg(long = "type")]
     command_type: String,
-    /// The payload's fields as JSON, e.g. `{"refund_id":"r-1","amount_cents":900,"reason":"late"}`.
+    /// The namespace of the command type, needed only when several define it, e.g.
+    /// `dev.keel.support.commands`.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// The payload's fields as a JSON object, checked against the command's schema, e.g.
+    /// `{"refund_id":"r-1","amount_cents":900,"reason":"late"}`. A nullable field may be
+    /// left out or null; a uuid is its text form; an enum is its symbol.
     #[arg(long)]
     payload: String,
+    /// The directory of the schema files: every `*.avsc` under it, at any depth, of a
+    /// record in a `*.commands` namespace is a command schema.
+    #[arg(long, env = "KEEL_SCHEMAS", default_value = "schemas")]
+    schemas: PathBuf,
     /// The actor's credential (`keel token`); the envelope's actor is read from it.
     #[arg(long, env = "KEEL_TOKEN")]
     token: String,
@@ -160,19 +175,13 @@ fn claims(token: &str) -> anyhow::Result<Claims> {
 /// Sends the command; returns its id and, with `--wait`, its result.
 pub async fn send(args: &SendArgs) -> anyhow::Result<(Uuid, Option<CommandResult>)> {
     let fields: serde_json::Value = serde_json::from_str(&args.payload).context("--payload is not JSON")?;
-    let command: SupportCommand = serde_json::from_value(serde_json::json!({ &args.command_type: fields }))
-        .with_context(|| {
-            format!(
-                "--payload does not fit {} (see schemas/customer-support/commands/)",
-                args.command_type
-            )
-        })?;
+    let schemas = CommandSchemas::load(&args.schemas)?;
     let command_id = args.command_id.unwrap_or_else(Uuid::new_v4);
     let header = CommandHeader {
         expected_version: args.expected_version,
         ..header_for(&args.token, &args.tenant, &args.stream, command_id)?
     };
-    let bytes = Wire::new::<Customer>()?.encode_command(header, &command)?;
+    let bytes = schemas.encode(header, &args.command_type, args.namespace.as_deref(), &fields)?;
     let key = stream_key(&args.tenant, &args.stream);
     let result = produce(
         &args.kafka,

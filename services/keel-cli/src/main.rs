@@ -4,9 +4,10 @@
 //!   Ed25519 verification keys) and the matching signing keys, owner-only, under `.local/dev`;
 //! - `keel token` signs a credential for an actor of a tenant with a development key;
 //! - `keel topics create` creates the command-path topics (the handler also does at start);
-//! - `keel command send` encodes a command of the worked domain as an Avro envelope, produces
-//!   it keyed by tenant/stream (murmur2, as Java clients do) and, with `--wait`, prints its
-//!   result; `keel command wait` waits for the result of a command id;
+//! - `keel command send` encodes a command of any domain whose schemas are under `--schemas`
+//!   (the JSON payload checked against its schema) as an Avro envelope, produces it keyed by
+//!   tenant/stream (murmur2, as Java clients do) and, with `--wait`, prints its result;
+//!   `keel command wait` waits for the result of a command id;
 //! - `keel admin erase` erases a data subject (the admin service destroys its keys and signs
 //!   a certificate); `keel admin certificate` prints the certificate and
 //!   `keel admin verify-certificate` checks it with the service's public key;
