@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: Kafka and Cassandra up (infra/infra.sh), the services built and started (logs
 # under .local/logs, pids under .local/services), development tenants, keys and topics created,
-# then the scenario (`keel demo`), narrated. The services keep running afterwards so the
+# then the scenarios, narrated: the customer-support app's (`keel demo`), then the approvals
+# app's (a deployment of its own: its topics, keyspace and services), driven only by the
+# generic tools any domain gets, `keel command send` with JSON payloads and the query API. The services keep running afterwards so the
 # URLs the summary prints answer; `make down` (or `infra/demo.sh stop`) stops them.
 #
 #   infra/demo.sh         everything above
@@ -16,13 +18,21 @@ RUN=$LOCAL/services
 LOGS=$LOCAL/logs
 DEV=$LOCAL/dev
 BIN=${CARGO_TARGET_DIR:-target}/debug
-SERVICES=(handler projector admin query)
+SERVICES=(handler projector admin query approvals-handler approvals-projector approvals-admin approvals-query)
 declare -A READY=(
   [handler]=http://127.0.0.1:9101/readyz
   [projector]=http://127.0.0.1:9102/readyz
   [admin]=http://127.0.0.1:9104/readyz
   [query]=http://127.0.0.1:8080/readyz
+  [approvals-handler]=http://127.0.0.1:9111/readyz
+  [approvals-projector]=http://127.0.0.1:9112/readyz
+  [approvals-admin]=http://127.0.0.1:9114/readyz
+  [approvals-query]=http://127.0.0.1:8081/readyz
 )
+# The approvals app's deployment: its own topics, keyspace, consumer groups and KMS file.
+APPROVALS_KAFKA=(--commands-topic approvals.commands --results-topic approvals.command-results)
+APPROVALS_TOPICS=("${APPROVALS_KAFKA[@]}" --events-topic approvals.events --dlq-topic approvals.dlq)
+APPROVALS_STORE=(--keyspace keel_approvals --kms-file "$LOCAL/keys/approvals-kms.json")
 
 step() { printf '\n== %s\n' "$*"; }
 fail() {
@@ -54,7 +64,12 @@ start_service() {
   shift
   local log=$LOGS/$name.log
   : >"$log"
-  setsid "$BIN/keel-$name" "$@" >>"$log" 2>&1 </dev/null &
+  local command=("$BIN/keel-$name")
+  if [[ $name == approvals-* ]]; then
+    command=("$BIN/keel-approvals" "${name#approvals-}")
+    [[ $name == approvals-admin ]] && command=("$BIN/keel-admin")
+  fi
+  setsid "${command[@]}" "$@" >>"$log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
   echo "[demo] started keel-$name (pid $!), log $log"
 }
@@ -79,7 +94,7 @@ step "1/6 infrastructure: Kafka (KRaft) and Cassandra"
 bash infra/infra.sh up || fail "infrastructure" "infra/infra.sh up failed (see .local/logs/)"
 
 step "2/6 build the services and the CLI"
-cargo build --locked --bins -p keel-cli -p keel-support-app -p keel-admin ||
+cargo build --locked --bins -p keel-cli -p keel-support-app -p keel-approvals-app -p keel-admin ||
   fail "build" "cargo build failed"
 
 step "3/6 development tenants, signing keys, certificate key and topics"
@@ -87,17 +102,27 @@ mkdir -p "$RUN" "$LOGS"
 "$BIN/keel" dev init --dir "$DEV" || fail "dev init" "keel dev init failed"
 "$BIN/keel" topics create || fail "topics" "keel topics create failed"
 
-step "4/6 start the services: command handler, projector, admin service, query API"
+step "4/6 start the services of both apps: command handler, projector, admin service, query API"
 stop_services
 export KEEL_TENANTS=$DEV/tenants.json
 start_service handler
 start_service projector
 start_service admin --certificate-key "$DEV/certificate.ed25519"
 start_service query
+start_service approvals-handler "${APPROVALS_TOPICS[@]}" "${APPROVALS_STORE[@]}" \
+  --group-id approvals-handler --ops-addr 127.0.0.1:9111
+start_service approvals-projector --events-topic approvals.events --dlq-topic approvals.dlq \
+  "${APPROVALS_STORE[@]}" --group-id approvals-projector --ops-addr 127.0.0.1:9112
+start_service approvals-admin --events-topic approvals.events --results-topic approvals.command-results \
+  --dlq-topic approvals.dlq "${APPROVALS_STORE[@]}" --admin-topic approvals.admin --group-id approvals-admin --ops-addr 127.0.0.1:9114 \
+  --certificate-key "$DEV/certificate.ed25519"
+start_service approvals-query "${APPROVALS_STORE[@]}" --addr 127.0.0.1:8081
 for name in "${SERVICES[@]}"; do wait_ready "$name"; done
 
-step "5/6 the scenario"
+step "5/6 the scenarios"
 RUST_LIB_BACKTRACE=0 "$BIN/keel" demo --dir "$DEV" || fail "scenario" "keel demo failed (service logs under $LOGS/)"
+bash infra/demo-approvals.sh "$BIN" "$DEV" "${APPROVALS_KAFKA[@]}" ||
+  fail "approvals scenario" "infra/demo-approvals.sh failed (service logs under $LOGS/approvals-*.log)"
 
 step "6/6 done in $((SECONDS - started)) s"
 echo "The services keep running (pids in $RUN/); 'make down' stops them and the infrastructure."

@@ -110,6 +110,29 @@ pub fn credential_with(tenant: &str, actor: &Actor, on_behalf_of: &[Actor], sign
     } else {
         "support:supervisor"
     };
+    scoped_credential_with(tenant, actor, on_behalf_of, scope, signing, exp)
+}
+
+/// A valid credential of `actor` of `tenant` on behalf of `on_behalf_of`, granting `scope`.
+pub fn scoped_credential(tenant: &str, actor: &Actor, on_behalf_of: &[Actor], scope: &str) -> String {
+    scoped_credential_with(
+        tenant,
+        actor,
+        on_behalf_of,
+        scope,
+        &tenant_key(tenant),
+        now_secs() + 3_600,
+    )
+}
+
+fn scoped_credential_with(
+    tenant: &str,
+    actor: &Actor,
+    on_behalf_of: &[Actor],
+    scope: &str,
+    signing: &SigningKey,
+    exp: u64,
+) -> String {
     let claims = Claims {
         iss: issuer(tenant),
         sub: actor.id.clone(),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_checkpoints::Generations;
-use keel_query::{AppState, ReadModels, router};
+use keel_projection::Projections;
+use keel_query::{AppState, ReadModels, ReadSide, router};
 use keel_testkit::TestResult;
 use serde_json::Value;
 
@@ -22,13 +23,20 @@ pub async fn start_read_side_with(
     harness: &HandlerHarness,
     config: keel_projector::ProjectorConfig,
 ) -> TestResult<String> {
+    start_read_side_of::<keel_support_projections::SupportProjections, keel_support_query::SupportReads>(
+        harness, config,
+    )
+    .await
+}
+
+/// The projector of a domain's projections `P` and the query API with its read side `D`,
+/// over the harness's topics and keyspace; returns the API's base URL.
+pub async fn start_read_side_of<P: Projections, D: ReadSide>(
+    harness: &HandlerHarness,
+    config: keel_projector::ProjectorConfig,
+) -> TestResult<String> {
     let keys = config.keys.clone();
-    tokio::spawn(
-        keel_projector::run_domain::<keel_support_projections::SupportProjections>(
-            config,
-            std::future::pending::<()>(),
-        ),
-    );
+    tokio::spawn(keel_projector::run_domain::<P>(config, std::future::pending::<()>()));
 
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(&harness.config.cql_nodes)
@@ -46,14 +54,12 @@ pub async fn start_read_side_with(
     let nodes = &harness.config.cql_nodes;
     let keys = Arc::new(keel_vault_cql::service_key_ring(&keys, nodes, Arc::clone(&session)).await?);
     let keyspace = &harness.config.keyspace;
-    let models =
-        ReadModels::<_, keel_support_query::SupportReads>::connect(keyspace, Arc::clone(&session), Arc::clone(&keys))
-            .await?;
+    let models = ReadModels::<_, D>::connect(keyspace, Arc::clone(&session), Arc::clone(&keys)).await?;
     let state = Arc::new(
         AppState::new(
             tenants.authenticator().map_err(anyhow::Error::msg)?,
             models,
-            keel_projector::projection_names::<keel_support_projections::SupportProjections>()
+            keel_projector::projection_names::<P>()
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),

@@ -11,7 +11,7 @@ use keel_testkit::TestResult;
 use serde_json::Value;
 
 /// The crates that hold a domain.
-const DOMAINS: [&str; 1] = ["keel-customer-support"];
+const DOMAINS: [&str; 3] = ["keel-customer-support", "keel-approvals", "keel-badges"];
 
 /// The runtimes, and the libraries whose ports and read models they offer every domain.
 const RUNTIMES: [&str; 7] = [
@@ -98,20 +98,60 @@ fn the_runtimes_depend_on_no_domain_crate() -> TestResult {
 }
 
 #[test]
-fn the_customer_support_app_registers_the_worked_domain() -> TestResult {
+fn each_app_registers_its_domain() -> TestResult {
     let graph = normal_dependencies()?;
-    let app = graph
-        .get("keel-support-app")
-        .context("the customer-support app is in the workspace")?;
-    for registered in [
-        "keel-customer-support",
-        "keel-support-projections",
-        "keel-support-query",
-    ] {
-        anyhow::ensure!(
-            app.iter().any(|dep| dep == registered),
-            "{registered} is not in {app:?}"
-        );
+    let apps: [(&str, &[&str]); 3] = [
+        (
+            "keel-support-app",
+            &[
+                "keel-customer-support",
+                "keel-support-projections",
+                "keel-support-query",
+            ],
+        ),
+        (
+            "keel-approvals-app",
+            &["keel-approvals", "keel-approvals-projections", "keel-approvals-query"],
+        ),
+        ("keel-badges", &["keel-handler", "keel-projector", "keel-query"]),
+    ];
+    for (app, registered) in apps {
+        let dependencies = graph.get(app).with_context(|| format!("{app} is in the workspace"))?;
+        for dependency in registered {
+            anyhow::ensure!(
+                dependencies.iter().any(|dep| dep == dependency),
+                "{dependency} is not in {app}'s {dependencies:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The second worked domain and the guide's are written only against Keel's public crates:
+/// none of their crates depends on the first domain's.
+#[test]
+fn the_other_domains_need_nothing_of_the_first() -> TestResult {
+    let graph = normal_dependencies()?;
+    let crates = [
+        "keel-approvals",
+        "keel-approvals-projections",
+        "keel-approvals-query",
+        "keel-approvals-app",
+        "keel-badges",
+    ];
+    for domain_crate in crates {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![domain_crate.to_owned()];
+        while let Some(name) = todo.pop() {
+            if seen.insert(name.clone()) {
+                todo.extend(graph.get(&name).cloned().unwrap_or_default());
+            }
+        }
+        let first: Vec<&String> = seen
+            .iter()
+            .filter(|name| name.starts_with("keel-") && name.contains("support"))
+            .collect();
+        anyhow::ensure!(first.is_empty(), "{domain_crate} depends on {first:?}");
     }
     Ok(())
 }

@@ -89,6 +89,7 @@ read_row! {
 
 read_row! {
     /// An action waiting for an approver.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     PendingApprovalRow {
         /// The desk.
         desk_id: String,
@@ -115,6 +116,7 @@ read_row! {
 
 read_row! {
     /// An action an agent proposed, and how it ended.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     AgentActionRow {
         /// The desk.
         desk_id: String,
@@ -157,6 +159,7 @@ read_row! {
 
 /// What executed, and what was reverted, of one kind on one UTC day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindTotals {
     /// The kind.
     pub kind: String,

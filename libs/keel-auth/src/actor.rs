@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What kind of actor acts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
@@ -29,6 +30,7 @@ impl ActorKind {
 }
 
 /// One identity: a kind and an id.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     /// What it is.

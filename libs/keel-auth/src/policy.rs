@@ -37,6 +37,7 @@ pub struct PolicyRule {
 }
 
 /// Why a command was allowed: recorded in its events as the authorisation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Authorization {
     /// The policy's id.

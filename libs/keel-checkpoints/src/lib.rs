@@ -48,6 +48,7 @@ pub struct Head {
 }
 
 /// How fresh one partition of a projection is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PartitionFreshness {
     /// The next offset to apply.
@@ -61,9 +62,11 @@ pub struct PartitionFreshness {
 }
 
 /// How fresh a projection is, per partition.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Freshness {
     /// By partition.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, PartitionFreshness>))]
     pub partitions: BTreeMap<i32, PartitionFreshness>,
 }
 

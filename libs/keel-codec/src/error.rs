@@ -20,6 +20,10 @@ pub enum WireError {
     /// No payload schema of this name and version is known.
     #[error("unknown payload schema {0}")]
     UnknownPayload(String),
+    /// A command this domain does not take: another domain's (its payload schema is in
+    /// another namespace), or of a type or version this release does not know.
+    #[error("{0}")]
+    UnknownCommand(String),
     /// The payload does not fit its schema or the domain's type.
     #[error("bad payload: {0}")]
     Payload(String),
@@ -47,6 +51,7 @@ impl WireError {
         match self {
             Self::InvalidId(_) => Reason::InvalidId.code(),
             Self::OutOfBounds(_) => Reason::OutOfBounds.code(),
+            Self::UnknownCommand(_) => Reason::UnknownCommand.code(),
             Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => Reason::InvalidId.code(),
             _ => Reason::Undecodable.code(),
         }

@@ -215,14 +215,32 @@ impl Wire {
 
     fn command_payload<C: DeserializeOwned>(&self, envelope: &CommandEnvelope) -> Result<C, WireError> {
         let payload = &envelope.payload;
-        let expected = format!("{}.{}", self.command_namespace, envelope.command_type);
+        let namespace = self.command_namespace.as_str();
+        let expected = format!("{namespace}.{}", envelope.command_type);
+        if !payload
+            .schema_name
+            .strip_prefix(namespace)
+            .is_some_and(|name| name.starts_with('.'))
+        {
+            return Err(WireError::UnknownCommand(format!(
+                "payload schema {} is not a command of this domain, which takes {namespace}.*",
+                payload.schema_name
+            )));
+        }
         if payload.schema_name != expected {
             return Err(WireError::Payload(format!(
                 "command_type {} does not match payload schema {}",
                 envelope.command_type, payload.schema_name
             )));
         }
-        let writer = self.payload(&payload.schema_name, payload.schema_version)?;
+        let writer = self
+            .payload(&payload.schema_name, payload.schema_version)
+            .map_err(|error| match error {
+                WireError::UnknownPayload(schema) => {
+                    WireError::UnknownCommand(format!("this domain knows no command {schema}"))
+                }
+                other => other,
+            })?;
         let reader = self.current_payload(&payload.schema_name)?;
         let value = keel_envelope::codec::decode_value(&writer.pinned, &reader.pinned, &payload.data)?;
         payload::join_tagged(&envelope.command_type, value)

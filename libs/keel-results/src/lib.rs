@@ -69,6 +69,10 @@ pub struct LogPosition {
 pub enum Reason {
     /// The bytes are not a command envelope of a known schema.
     Undecodable,
+    /// The command is not one the domain of this deployment takes: another domain's (its
+    /// payload schema's namespace is not this domain's), or a type or version it does not
+    /// know.
+    UnknownCommand,
     /// An id breaks the id grammar (`keel-ids`), a personal field's subject id included.
     InvalidId,
     /// A field is larger than Keel takes (the credential, the delegation chain, a reason).
@@ -106,8 +110,9 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Undecodable,
+        Self::UnknownCommand,
         Self::InvalidId,
         Self::OutOfBounds,
         Self::PayloadTooLarge,
@@ -130,6 +135,7 @@ impl Reason {
     pub const fn code(self) -> &'static str {
         match self {
             Self::Undecodable => "undecodable",
+            Self::UnknownCommand => "unknown_command",
             Self::InvalidId => "invalid_id",
             Self::OutOfBounds => "out_of_bounds",
             Self::PayloadTooLarge => "payload_too_large",

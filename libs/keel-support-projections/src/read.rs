@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::{StoredField, SupportProjections};
 
 /// The log position and stream version a row reflects.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Position {
     /// The stream version of the last event applied to the row.
@@ -46,6 +47,7 @@ pub struct ProfileRow {
 }
 
 /// One subscription of a customer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Subscription))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriptionRow {
     /// Its id.
@@ -65,6 +67,7 @@ pub struct SubscriptionRow {
 }
 
 /// One refund of a customer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Refund))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefundRow {
     /// Its id.

@@ -6,6 +6,9 @@
 //! The runtime serves the rest for this domain as for any other: audit and activity
 //! trails, chain verification, a stream's state as of a version or a time (folded by
 //! [`Customer`]), freshness and erasure certificates.
+//!
+//! Each route's `#[utoipa::path]` describes it; [`SupportApi`] gathers them, and
+//! [`SupportReads`]' [`ReadSide::openapi`] hands them to the runtime's document.
 
 use std::sync::Arc;
 
@@ -16,11 +19,23 @@ use axum::{Json, Router};
 use keel_checkpoints::Checkpoints;
 use keel_customer_support::Customer;
 use keel_query::fresh::{Consistency, Fresh};
-use keel_query::{ApiError, AppState, Params, Personal, ReadSide};
+use keel_query::{ApiError, AppState, Params, Personal, ReadErrors, ReadSide};
 use keel_support_projections::{
     EMAILS, PROFILES, Position, REFERRALS, REFUNDS, RefundRow, SUBSCRIPTIONS, SubscriptionRow, SupportProjections,
 };
 use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+/// The tag of this domain's routes in the OpenAPI document.
+pub const TAG: &str = "customer-support";
+
+/// The domain's routes in the OpenAPI document; the runtime merges them into its own.
+#[derive(OpenApi)]
+#[openapi(
+    paths(profile, subscriptions, refunds, emails, referrals),
+    tags((name = TAG, description = "A customer's profile, subscriptions, refunds, emails and referrals; personal fields opened, or the erased marker.")),
+)]
+pub struct SupportApi;
 
 /// The customer-support domain's read side: its projections' tables.
 pub struct SupportReads {
@@ -55,6 +70,10 @@ impl ReadSide for SupportReads {
                 get(referrals::<C>),
             )
     }
+
+    fn openapi() -> utoipa::openapi::OpenApi {
+        SupportApi::openapi()
+    }
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -73,7 +92,7 @@ async fn known_customer(support: &SupportReads, tenant: &str, customer: &str) ->
 }
 
 /// A customer's current profile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Profile {
     /// The customer (also the stream and the data subject).
     pub customer_id: String,
@@ -96,6 +115,22 @@ pub struct Profile {
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}`
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/customers/{customer}",
+    tag = TAG,
+    summary = "A customer's current profile; personal fields opened, or the erased marker",
+    params(
+        ("tenant" = String, Path, description = "The tenant."),
+        ("customer" = String, Path, description = "The customer (also the stream and the data subject)."),
+        Consistency,
+    ),
+    responses(
+        (status = 200, description = "The profile.", body = Fresh<Profile>),
+        ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn profile<C: Checkpoints>(
     State(state): Api<C>,
     Path((tenant, customer)): Path<(String, String)>,
@@ -127,6 +162,22 @@ pub async fn profile<C: Checkpoints>(
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}/subscriptions`
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/customers/{customer}/subscriptions",
+    tag = TAG,
+    summary = "A customer's subscriptions",
+    params(
+        ("tenant" = String, Path, description = "The tenant."),
+        ("customer" = String, Path, description = "The customer (also the stream and the data subject)."),
+        Consistency,
+    ),
+    responses(
+        (status = 200, description = "The subscriptions.", body = Fresh<Vec<SubscriptionRow>>),
+        ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn subscriptions<C: Checkpoints>(
     State(state): Api<C>,
     Path((tenant, customer)): Path<(String, String)>,
@@ -147,7 +198,7 @@ pub async fn subscriptions<C: Checkpoints>(
 }
 
 /// A customer's refunds and their running totals.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Refunds {
     /// Every refund, in the order issued.
     pub refunds: Vec<RefundRow>,
@@ -162,6 +213,23 @@ pub struct Refunds {
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}/refunds`
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/customers/{customer}/refunds",
+    tag = TAG,
+    summary = "A customer's refunds with running totals",
+    description = "One row per refund: a replay never counts one twice.",
+    params(
+        ("tenant" = String, Path, description = "The tenant."),
+        ("customer" = String, Path, description = "The customer (also the stream and the data subject)."),
+        Consistency,
+    ),
+    responses(
+        (status = 200, description = "The refunds and their totals.", body = Fresh<Refunds>),
+        ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn refunds<C: Checkpoints>(
     State(state): Api<C>,
     Path((tenant, customer)): Path<(String, String)>,
@@ -190,7 +258,7 @@ pub async fn refunds<C: Checkpoints>(
 }
 
 /// One email sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Email {
     /// Its id.
     pub email_id: String,
@@ -207,6 +275,22 @@ pub struct Email {
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}/emails`
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/customers/{customer}/emails",
+    tag = TAG,
+    summary = "The emails sent to a customer; personal fields opened, or the erased marker",
+    params(
+        ("tenant" = String, Path, description = "The tenant."),
+        ("customer" = String, Path, description = "The customer (also the stream and the data subject)."),
+        Consistency,
+    ),
+    responses(
+        (status = 200, description = "The emails.", body = Fresh<Vec<Email>>),
+        ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn emails<C: Checkpoints>(
     State(state): Api<C>,
     Path((tenant, customer)): Path<(String, String)>,
@@ -235,7 +319,7 @@ pub async fn emails<C: Checkpoints>(
 
 /// One friend a customer referred: the friend's fields are sealed with the friend's key,
 /// the message with the customer's.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Referral {
     /// The friend's data-subject id.
     pub friend_id: String,
@@ -252,6 +336,22 @@ pub struct Referral {
 }
 
 /// `GET /v1/tenants/{tenant}/customers/{customer}/referrals`
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/customers/{customer}/referrals",
+    tag = TAG,
+    summary = "The friends a customer referred; personal fields opened, or the erased marker",
+    params(
+        ("tenant" = String, Path, description = "The tenant."),
+        ("customer" = String, Path, description = "The customer (also the stream and the data subject)."),
+        Consistency,
+    ),
+    responses(
+        (status = 200, description = "The referrals.", body = Fresh<Vec<Referral>>),
+        ReadErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn referrals<C: Checkpoints>(
     State(state): Api<C>,
     Path((tenant, customer)): Path<(String, String)>,

@@ -135,6 +135,7 @@ impl Trails {
 }
 
 /// One entry of a stream's audit trail.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     /// Version in the stream.
@@ -168,6 +169,7 @@ pub struct AuditEntry {
 }
 
 /// One entry of an actor's activity trail.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityEntry {
     /// When, microseconds since the Unix epoch.

@@ -95,46 +95,46 @@ pub enum CommandCli {
 pub struct SendArgs {
     /// Where Kafka is.
     #[command(flatten)]
-    kafka: KafkaArgs,
+    pub kafka: KafkaArgs,
     /// The tenant.
     #[arg(long)]
-    tenant: String,
+    pub tenant: String,
     /// The stream (the aggregate id, e.g. the customer id).
     #[arg(long)]
-    stream: String,
+    pub stream: String,
     /// The command type: the record name of a command schema under --schemas, e.g.
     /// `IssueRefund` (schemas/customer-support/commands/IssueRefund.v1.avsc). Its newest
     /// `keel.schema_version` is sent.
     #[arg(long = "type")]
-    command_type: String,
+    pub command_type: String,
     /// The namespace of the command type, needed only when several define it, e.g.
     /// `dev.keel.support.commands`.
     #[arg(long)]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
     /// The payload's fields as a JSON object, checked against the command's schema, e.g.
     /// `{"refund_id":"r-1","amount_cents":900,"reason":"late"}`. A nullable field may be
     /// left out or null; a uuid is its text form; an enum is its symbol.
     #[arg(long)]
-    payload: String,
+    pub payload: String,
     /// The directory of the schema files: every `*.avsc` under it, at any depth, of a
     /// record in a `*.commands` namespace is a command schema.
     #[arg(long, env = "KEEL_SCHEMAS", default_value = "schemas")]
-    schemas: PathBuf,
+    pub schemas: PathBuf,
     /// The actor's credential (`keel token`); the envelope's actor is read from it.
     #[arg(long, env = "KEEL_TOKEN")]
-    token: String,
+    pub token: String,
     /// Refuse unless the stream is at this version.
     #[arg(long)]
-    expected_version: Option<u64>,
+    pub expected_version: Option<u64>,
     /// The idempotency key; a fresh one if absent.
     #[arg(long)]
-    command_id: Option<Uuid>,
+    pub command_id: Option<Uuid>,
     /// Waits for the result and prints it.
     #[arg(long)]
-    wait: bool,
+    pub wait: bool,
     /// How long to wait, in seconds.
     #[arg(long, default_value_t = 30)]
-    timeout: u64,
+    pub timeout: u64,
 }
 
 impl CommandCli {

@@ -15,6 +15,8 @@ use keel_auth::{
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
 /// What the development policy lets an AI agent refund, in cents.
 pub const AGENT_REFUND_LIMIT: i64 = 5_000;
+/// The largest action the development policy lets an AI agent propose, in cents.
+pub const AGENT_PROPOSAL_LIMIT: i64 = 10_000_000;
 
 /// `keel dev`.
 #[derive(Debug, clap::Subcommand)]
@@ -45,10 +47,14 @@ fn issuer(tenant: &str) -> String {
     format!("https://id.{tenant}.example")
 }
 
-/// The worked domain's development policy: the AI agent may register customers, manage
-/// subscriptions, send emails and refund up to [`AGENT_REFUND_LIMIT`]; a human supervisor
-/// may do anything, deleting a customer included; a human data-protection officer holding
-/// `keel:admin` may erase data subjects (the admin service takes no other credential).
+/// The development policy of the worked domains. Customer support: the AI agent may
+/// register customers, manage subscriptions, send emails and refund up to
+/// [`AGENT_REFUND_LIMIT`]; a human supervisor may do anything, deleting a customer included.
+/// Approvals: an agent with `approvals:agent` may propose actions up to
+/// [`AGENT_PROPOSAL_LIMIT`] (the desk's own policy then decides which need a human); a human
+/// with `approvals:approver` sets desk policies, approves, denies and reverts. A human
+/// data-protection officer holding `keel:admin` may erase data subjects (the admin service
+/// takes no other credential).
 pub fn support_policy(tenant: &str) -> Policy {
     let agent = [
         "RegisterCustomer",
@@ -73,6 +79,22 @@ pub fn support_policy(tenant: &str) -> Policy {
                 actor_kinds: vec![ActorKind::Human],
                 scope: Some("support:supervisor".into()),
                 commands: vec!["*".into()],
+                limits: BTreeMap::new(),
+            },
+            PolicyRule {
+                id: "agent-approvals".into(),
+                actor_kinds: vec![ActorKind::Agent],
+                scope: Some("approvals:agent".into()),
+                commands: vec!["ProposeAction".into()],
+                limits: BTreeMap::from([("amount_cents".to_owned(), AGENT_PROPOSAL_LIMIT)]),
+            },
+            PolicyRule {
+                id: "approver".into(),
+                actor_kinds: vec![ActorKind::Human],
+                scope: Some("approvals:approver".into()),
+                commands: ["SetApprovalPolicy", "ApproveAction", "DenyAction", "RevertAction"]
+                    .map(String::from)
+                    .to_vec(),
                 limits: BTreeMap::new(),
             },
             PolicyRule {

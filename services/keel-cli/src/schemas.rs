@@ -203,7 +203,10 @@ fn read(path: &Path) -> anyhow::Result<Option<Document>> {
             name,
         ),
     };
-    if !namespace.ends_with(COMMANDS) || namespace == SYSTEM_COMMANDS || json.get("type").and_then(serde_json::Value::as_str) != Some("record") {
+    if !namespace.ends_with(COMMANDS)
+        || namespace == SYSTEM_COMMANDS
+        || json.get("type").and_then(serde_json::Value::as_str) != Some("record")
+    {
         return Ok(None);
     }
     Ok(Some(Document {

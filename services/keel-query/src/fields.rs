@@ -16,12 +16,14 @@ use serde::Serialize;
 
 use crate::ApiError;
 
-/// A personal field as answered: its value, or the erased marker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A personal field, sealed at rest and opened on read with the data subject's key: its
+/// value, or once the subject is erased the marker `{"erased": true, "value": null}`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Personal {
     /// True once the data subject was erased: the value is gone for good.
     pub erased: bool,
-    /// The value while the subject's key exists.
+    /// The value while the subject's key exists; null once erased.
+    #[schema(required = true)]
     pub value: Option<serde_json::Value>,
 }
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use keel_checkpoints::{Checkpoints, Freshness};
 use keel_service::now_micros;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiError;
 
 /// An answer and how fresh it is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Fresh<T> {
     /// The data.
     pub data: T,
@@ -29,16 +30,32 @@ pub struct Fresh<T> {
     pub generation: String,
 }
 
-/// The read-your-writes parameters of a request.
-#[derive(Debug, Default, Deserialize)]
+/// The read-your-writes parameters of a request; a route documents them with
+/// `params(Consistency)`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Consistency {
-    /// `<partition>:<offset>` from a command result: wait until it is applied.
+    /// Read-your-writes: `<partition>:<offset>` from a command result; wait until the
+    /// projection has applied it.
+    #[param(pattern = r"^[0-9]+:[0-9]+$")]
     pub after: Option<String>,
-    /// How long to wait, in ms.
+    /// How long to wait for `after`, in ms (capped by the server).
     pub wait_ms: Option<u64>,
-    /// What to answer if the wait runs out: `fail` (503, the default) or `stale`.
+    /// If the wait runs out: `fail` (503 with the freshness, the default) or `stale` (the
+    /// data, marked stale).
+    #[param(value_type = Option<OnTimeout>, inline)]
     pub on_timeout: Option<String>,
+}
+
+/// What to answer when read-your-writes runs out of time (the `on_timeout` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// 503 `not_fresh`, with the freshness reached.
+    Fail,
+    /// 200 with the data there is, marked `stale`.
+    Stale,
 }
 
 /// A position in the events topic.
@@ -69,16 +86,21 @@ impl Consistency {
         Ok(Some(Position { partition, offset }))
     }
 
-    /// Whether `on_timeout` asks for stale data rather than a 503; not `fail` or `stale` is an error.
-    pub fn stale_allowed(&self) -> Result<bool, ApiError> {
+    /// What `on_timeout` asks for (`fail` by default); not `fail` or `stale` is an error.
+    pub fn on_timeout(&self) -> Result<OnTimeout, ApiError> {
         match self.on_timeout.as_deref() {
-            None | Some("fail") => Ok(false),
-            Some("stale") => Ok(true),
+            None | Some("fail") => Ok(OnTimeout::Fail),
+            Some("stale") => Ok(OnTimeout::Stale),
             Some(_) => Err(ApiError::BadParameter {
                 name: "on_timeout",
                 reason: "expected fail or stale".into(),
             }),
         }
+    }
+
+    /// Whether `on_timeout` asks for stale data rather than a 503.
+    pub fn stale_allowed(&self) -> Result<bool, ApiError> {
+        Ok(self.on_timeout()? == OnTimeout::Stale)
     }
 }
 

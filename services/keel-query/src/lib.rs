@@ -5,13 +5,15 @@
 //! JWTs as commands, `keel-auth`): a token of another tenant does not verify, and the answer
 //! does not say whether anything exists there. Every answer carries its freshness and
 //! honours read-your-writes (`fresh.rs`). Errors map to statuses and machine-readable codes
-//! in one table (`error.rs`). `/openapi.json` describes the API; `/healthz`, `/readyz` and
-//! `/metrics` are served beside it.
+//! in one table (`error.rs`). `/openapi.json` describes the API, generated from the routes'
+//! own types ([`openapi()`]: the runtime's routes, the ops routes and the domain's);
+//! `/healthz`, `/readyz` and `/metrics` are served beside it.
 //!
 //! A domain plugs in as a [`ReadSide`]: its read handles over its projections and its
 //! routes. Its routes start with [`AppState::begin`] (the credential, the id, the freshness
 //! the client asked for), open personal fields with [`Reading::open`] (or the erased marker)
-//! and answer with [`Reading::answer`]. The runtime serves, for any domain
+//! and answer with [`Reading::answer`]; it describes them for the OpenAPI document with
+//! [`ReadSide::openapi`]. The runtime serves, for any domain
 //! ([`streams`]): a stream's audit trail, an actor's activity trail, each projection's
 //! freshness, chain verification, a stream's state as of a version or a time (folded by the
 //! domain's aggregate) and erasure certificates.
@@ -19,6 +21,7 @@
 mod error;
 mod fields;
 pub mod fresh;
+mod openapi;
 pub mod streams;
 
 use std::future::Future;
@@ -45,12 +48,10 @@ use keel_vault_cql::ServiceKeyRing;
 use scylla::client::session::Session;
 use serde::de::DeserializeOwned;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, LookupErrors, ReadErrors};
 pub use fields::{Fields, Personal};
 use fresh::{Consistency, Fresh, wait_for};
-
-/// The OpenAPI description, served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+pub use openapi::{BEARER, OPS_TAG, RUNTIME_TAG, openapi};
 
 /// The read models the runtime keeps for every domain, as checkpoints name them.
 pub const RUNTIME_PROJECTIONS: [&str; 3] = [keel_trails::AUDIT, keel_trails::ACTIVITY, keel_trails::STREAM_EVENTS];
@@ -70,6 +71,13 @@ pub trait ReadSide: Sized + Send + Sync + 'static {
 
     /// The domain's routes, paths under `/v1/tenants/{tenant}/`, over the runtime's state.
     fn routes<C: Checkpoints>() -> Router<Arc<AppState<C, Self>>>;
+
+    /// The domain's routes in the OpenAPI document: usually `#[derive(utoipa::OpenApi)]` over
+    /// their `#[utoipa::path]`s, each answering `Fresh<…>` or [`ReadErrors`] and requiring
+    /// [`BEARER`]. The runtime merges it into its own ([`openapi()`]). By default: none.
+    fn openapi() -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
 }
 
 /// Every projection a query API of `D` serves: the runtime's, then the domain's.
@@ -357,7 +365,8 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::R
     ApiError::Internal(format!("a request handler panicked: {what}")).into_response()
 }
 
-/// The API's routes over `state`: the runtime's and the domain's.
+/// The API's routes over `state`: the runtime's, the domain's and `/openapi.json` (its
+/// document built once, here).
 pub fn router<C: Checkpoints, D: ReadSide>(state: Arc<AppState<C, D>>) -> Router {
     let routes = Router::new()
         .route(
@@ -385,10 +394,7 @@ pub fn router<C: Checkpoints, D: ReadSide>(state: Arc<AppState<C, D>>) -> Router
             get(streams::certificate::<C, D>),
         )
         .merge(D::routes::<C>())
-        .route(
-            "/openapi.json",
-            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        .route("/openapi.json", openapi::route::<D, _>())
         .with_state(state);
     contained(routes)
 }

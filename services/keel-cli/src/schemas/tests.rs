@@ -488,5 +488,9 @@ fn keels_admin_commands_are_not_sent_as_domain_commands() {
     let error = schemas
         .encode(header(), "EraseSubject", None, &json!({"subject_id": "c-1"}))
         .expect_err("an admin command is keel admin's");
-    assert!(message(&error).contains("unknown command type EraseSubject"), "{}", message(&error));
+    assert!(
+        message(&error).contains("unknown command type EraseSubject"),
+        "{}",
+        message(&error)
+    );
 }

@@ -1,0 +1,42 @@
+//! `keel-badges`: the badges app. Keel's runtimes with the badge domain registered, in one
+//! binary whose subcommand picks the service:
+//!
+//! - `keel-badges handler`: the command handler of [`Badge`];
+//! - `keel-badges projector`: the projector of [`BadgeProjections`];
+//! - `keel-badges query`: the query API with [`BadgeReads`]' route;
+//! - `keel-badges rebuild`: the projections rebuilt into a new generation, without downtime.
+//!
+//! Each takes the flags and `KEEL_*` variables of its runtime (`--help` lists them); as a
+//! deployment of its own it gets its own topics, keyspace and KMS file
+//! (docs/your-domain.md, step 7).
+
+use clap::Parser;
+use keel_badges::{Badge, BadgeProjections, BadgeReads};
+
+/// The badges app.
+#[derive(Debug, Parser)]
+#[command(name = "keel-badges", about = "Keel's runtimes with the visitor badges", version)]
+enum App {
+    /// The command handler.
+    Handler(keel_handler::cli::Cli),
+    /// The projector.
+    Projector(keel_projector::cli::Cli),
+    /// The query API.
+    Query(keel_query::Cli),
+    /// Rebuilds the projections from the log's start, then switches reads to them.
+    Rebuild(keel_projector::rebuild::RebuildArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match App::parse() {
+        App::Handler(cli) => cli.run::<Badge>().await,
+        App::Projector(cli) => cli.run::<BadgeProjections>().await,
+        App::Query(cli) => cli.run::<BadgeReads>().await,
+        App::Rebuild(args) => {
+            let rebuilt = keel_projector::rebuild::rebuild::<BadgeProjections>(args).await?;
+            println!("{}", serde_json::to_string_pretty(&rebuilt)?);
+            Ok(())
+        }
+    }
+}
