@@ -26,6 +26,7 @@ DPO=$(token --actor human:dpo --scope keel:admin)
 
 # Sends a command and prints its outcome; fails unless the outcome is the one expected.
 # Leaves the position of its last event in $AFTER (for read-your-writes).
+AFTER=
 send() {
   local expect=$1 token=$2 type=$3 payload=$4 result
   result=$("$BIN/keel" command send "${KAFKA[@]}" --tenant acme --stream "$DESK" --token "$token" \
@@ -43,7 +44,8 @@ print(line)
 if outcome["status"] != expect:
     sys.exit(f"expected {expect}")
 PY
-  AFTER=$(python3 -c 'import json,sys; p=json.loads(sys.argv[1])["outcome"].get("position") or {}; print("%s:%s" % (p.get("partition", 0), p.get("offset", 0)))' "$result")
+  # A refusal appends nothing: the last position stays the one to read after.
+  AFTER=$(python3 -c 'import json,sys; p=json.loads(sys.argv[1])["outcome"].get("position"); print("%s:%s" % (p["partition"], p["offset"]) if p else sys.argv[2])' "$result" "${AFTER:-}")
 }
 
 # GETs a route of the approvals query API, as hana, after the last command's events.
