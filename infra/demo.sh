@@ -101,6 +101,7 @@ step "3/6 development tenants, signing keys, certificate key and topics"
 mkdir -p "$RUN" "$LOGS"
 "$BIN/keel" dev init --dir "$DEV" || fail "dev init" "keel dev init failed"
 "$BIN/keel" topics create || fail "topics" "keel topics create failed"
+"$BIN/keel" topics create "${APPROVALS_TOPICS[@]}" || fail "topics" "keel topics create (approvals) failed"
 
 step "4/6 start the services of both apps: command handler, projector, admin service, query API"
 stop_services

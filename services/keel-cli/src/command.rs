@@ -42,6 +42,12 @@ pub enum Topics {
         /// Where Kafka is.
         #[command(flatten)]
         kafka: KafkaArgs,
+        /// The events topic.
+        #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
+        events_topic: String,
+        /// The dead-letter topic.
+        #[arg(long, env = "KEEL_DLQ_TOPIC", default_value = "keel.dlq")]
+        dlq_topic: String,
         /// Partitions of the commands, events and results topics.
         #[arg(long, env = "KEEL_PARTITIONS", default_value_t = 6)]
         partitions: i32,
@@ -51,12 +57,18 @@ pub enum Topics {
 impl Topics {
     /// Runs the subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Self::Create { kafka, partitions } = self;
+        let Self::Create {
+            kafka,
+            events_topic,
+            dlq_topic,
+            partitions,
+        } = self;
         let admin = clients::producer(&kafka.brokers).create()?;
         let names = TopicNames {
             commands: kafka.commands_topic,
             results: kafka.results_topic,
-            ..TopicNames::default()
+            events: events_topic,
+            dlq: dlq_topic,
         };
         let settings = TopicSettings {
             partitions,
