@@ -36,9 +36,20 @@ pub const TENANT_ERASURE_STREAM: &str = "keel.tenant-erasure";
 /// How the erasure store and certificates name a whole tenant, where a subject would be.
 pub const WHOLE_TENANT: &str = "*";
 
+/// What names the stream of a subject's erasure record: [`SYSTEM_STREAM_PREFIX`], this,
+/// then the subject.
+const ERASURE_STREAM_INFIX: &str = "erasure:";
+
 /// The stream whose one event records the erasure of `subject`.
 pub fn erasure_stream(subject: &str) -> String {
-    format!("{SYSTEM_STREAM_PREFIX}erasure:{subject}")
+    format!("{SYSTEM_STREAM_PREFIX}{ERASURE_STREAM_INFIX}{subject}")
+}
+
+/// The subject whose erasure record `stream` holds, if it is an [`erasure_stream`].
+pub fn erasure_stream_subject(stream: &str) -> Option<&str> {
+    stream
+        .strip_prefix(SYSTEM_STREAM_PREFIX)?
+        .strip_prefix(ERASURE_STREAM_INFIX)
 }
 
 /// Whether a payload schema (an envelope's `payload.schema_name`) is a system schema.

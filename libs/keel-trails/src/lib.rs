@@ -19,7 +19,7 @@ mod log;
 mod subjects;
 
 pub use envelope::EventMeta;
-pub use log::{LOG_SCHEMA, STREAM_EVENTS, StoredEvent, StreamLog, WHOLE_TENANT};
+pub use log::{LOG_SCHEMA, STREAM_EVENTS, StoredEvent, StreamLog};
 pub use subjects::subject_event_count;
 
 use std::sync::Arc;

@@ -9,21 +9,12 @@ use futures::future::try_join_all;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
+use keel_erasure::{TENANT_ERASURE_STREAM, WHOLE_TENANT, erasure_stream_subject};
+
 use crate::EventMeta;
 
 /// Every stream's events, sealed, in version order (table version 1).
 pub const STREAM_EVENTS: &str = "stream_events.v1";
-
-/// How `erased_subjects_v1` names a whole tenant.
-pub const WHOLE_TENANT: &str = "*";
-
-/// The stream prefix of the system's erasure records (`keel.erasure:<subject>`, see
-/// `schemas/system`): a `SubjectErased` there marks its subject erased.
-const ERASURE_STREAM: &str = "keel.erasure:";
-
-/// The stream of a whole tenant's erasure record (`TenantErased`), which marks the tenant
-/// erased under the subject name [`WHOLE_TENANT`].
-const TENANT_ERASURE_STREAM: &str = "keel.tenant-erasure";
 
 /// The tables.
 pub const LOG_SCHEMA: &str = include_str!("cql/log_schema.cql");
@@ -43,10 +34,12 @@ pub struct StoredEvent {
     pub offset: i64,
 }
 
-/// The subject an erasure record marks erased, if `event` is one.
+/// The subject an erasure record marks erased, if `event` is one: a `SubjectErased` on its
+/// subject's erasure stream, or a `TenantErased` (the whole tenant, named
+/// [`WHOLE_TENANT`] in `erased_subjects_v1`).
 fn erased_subject(event: &EventMeta) -> Option<&str> {
     match event.event_type.as_str() {
-        "SubjectErased" => event.stream.strip_prefix(ERASURE_STREAM),
+        "SubjectErased" => erasure_stream_subject(&event.stream),
         "TenantErased" if event.stream == TENANT_ERASURE_STREAM => Some(WHOLE_TENANT),
         _ => None,
     }
