@@ -15,7 +15,7 @@ use keel_approvals_projections::ApprovalProjections;
 use keel_approvals_query::ApprovalReads;
 use keel_auth::{Actor, ActorKind};
 use keel_cli::admin::erase;
-use keel_cli::command::{KafkaArgs, SendArgs, send};
+use keel_cli::command::{CommandPathArgs, SendArgs, send};
 use keel_integration_tests::handler_harness::{HandlerHarness, erase_args, scoped_credential};
 use keel_integration_tests::read_side::{get, start_read_side_of};
 use keel_results::{CommandResult, LogPosition, Outcome};
@@ -44,8 +44,8 @@ fn approver() -> Actor {
 /// `keel command send --wait` of `command_type` with `payload` on `stream`, as `token`.
 fn send_args(harness: &HandlerHarness, token: &str, stream: &str, command_type: &str, payload: Value) -> SendArgs {
     SendArgs {
-        kafka: KafkaArgs {
-            brokers: harness.config.brokers.clone(),
+        kafka: CommandPathArgs {
+            cluster: keel_kafka::KafkaArgs::new(harness.config.kafka.brokers.clone()),
             commands_topic: harness.config.commands_topic.clone(),
             results_topic: harness.config.results_topic.clone(),
         },
@@ -71,13 +71,9 @@ async fn result_of(args: &SendArgs) -> TestResult<CommandResult> {
 /// Sends the command and returns where its last event sits.
 async fn accepted(args: &SendArgs) -> TestResult<LogPosition> {
     let result = result_of(args).await?;
-    match result.outcome {
-        Outcome::Accepted {
-            position: Some(position),
-            ..
-        } => Ok(position),
-        other => anyhow::bail!("{} was not accepted: {other:?}", args.command_type),
-    }
+    result
+        .accepted_at()
+        .ok_or_else(|| anyhow::anyhow!("{} was not accepted: {:?}", args.command_type, result.outcome))
 }
 
 fn after(position: LogPosition) -> String {
@@ -114,7 +110,7 @@ async fn actions_under_approval_run_end_to_end_and_a_beneficiary_is_erased() -> 
     ));
     let base = start_read_side_of::<ApprovalProjections, ApprovalReads>(
         &harness,
-        harness.projector_config(&harness.config.keyspace),
+        harness.projector_config(&harness.config.cql.keyspace),
     )
     .await?;
     let directory = tempfile::tempdir()?;
@@ -208,7 +204,7 @@ async fn actions_under_approval_run_end_to_end_and_a_beneficiary_is_erased() -> 
         proposal("a-3", 70_000, "HIGH", &alan, "Alan Turing"),
     ))
     .await?;
-    accepted(&send_args(
+    let denied = accepted(&send_args(
         &harness,
         &human,
         &desk,
@@ -218,7 +214,7 @@ async fn actions_under_approval_run_end_to_end_and_a_beneficiary_is_erased() -> 
     .await?;
     let (_, body) = get(
         &base,
-        &format!("/v1/tenants/acme/approvers/hana/pending?{}", after(approved)),
+        &format!("/v1/tenants/acme/approvers/hana/pending?{}", after(denied)),
         &human,
     )
     .await?;
@@ -322,13 +318,9 @@ async fn actions_under_approval_run_end_to_end_and_a_beneficiary_is_erased() -> 
         .await?
         .1
         .ok_or_else(|| anyhow::anyhow!("erase --wait gives a result"))?;
-    let erased_at = match result.outcome {
-        Outcome::Accepted {
-            position: Some(position),
-            ..
-        } => position,
-        other => anyhow::bail!("the erasure was not accepted: {other:?}"),
-    };
+    let erased_at = result
+        .accepted_at()
+        .ok_or_else(|| anyhow::anyhow!("the erasure was not accepted: {result:?}"))?;
     let (_, body) = get(
         &base,
         &format!("/v1/tenants/acme/desks/{desk}/actions?{}", after(erased_at)),
@@ -426,7 +418,7 @@ async fn the_guides_badges_app_issues_returns_and_erases() -> TestResult {
     ));
     let base = start_read_side_of::<keel_badges::BadgeProjections, keel_badges::BadgeReads>(
         &harness,
-        harness.projector_config(&harness.config.keyspace),
+        harness.projector_config(&harness.config.cql.keyspace),
     )
     .await?;
     let directory = tempfile::tempdir()?;
@@ -471,13 +463,9 @@ async fn the_guides_badges_app_issues_returns_and_erases() -> TestResult {
         .await?
         .1
         .ok_or_else(|| anyhow::anyhow!("erase --wait gives a result"))?;
-    let Outcome::Accepted {
-        position: Some(erased_at),
-        ..
-    } = result.outcome
-    else {
-        anyhow::bail!("the erasure was not accepted: {result:?}");
-    };
+    let erased_at = result
+        .accepted_at()
+        .ok_or_else(|| anyhow::anyhow!("the erasure was not accepted: {result:?}"))?;
     let (_, body) = get(
         &base,
         &format!("/v1/tenants/acme/badges/{badge}?{}", after(erased_at)),

@@ -7,7 +7,7 @@
 
 use std::future::pending;
 
-use keel_cli::command::KafkaArgs;
+use keel_cli::command::CommandPathArgs;
 use keel_cli::demo::DemoArgs;
 use keel_integration_tests::handler_harness::HandlerHarness;
 use keel_integration_tests::read_side::start_read_side;
@@ -27,8 +27,8 @@ async fn the_demo_scenario_runs_end_to_end() -> TestResult {
     tokio::spawn(keel_admin::run(admin, pending::<()>()));
 
     keel_cli::demo::run(DemoArgs {
-        kafka: KafkaArgs {
-            brokers: harness.config.brokers.clone(),
+        kafka: CommandPathArgs {
+            cluster: keel_kafka::KafkaArgs::new(harness.config.kafka.brokers.clone()),
             commands_topic: harness.config.commands_topic.clone(),
             results_topic: harness.config.results_topic.clone(),
         },

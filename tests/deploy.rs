@@ -184,7 +184,7 @@ fn service(binary: &str) -> Option<&'static Service> {
 fn command_of(binary: &str) -> Option<Command> {
     let service = match binary {
         "keel-handler" => keel_handler::HandlerConfig::command(),
-        "keel-projector" => keel_projector::ProjectorConfig::command(),
+        "keel-projector" => return Some(keel_projector::cli::Cli::command()),
         "keel-query" => return Some(keel_query::Cli::command()),
         "keel-admin" => keel_admin::AdminConfig::command(),
         "keel" => return Some(keel_cli()),
@@ -203,13 +203,7 @@ fn keel_cli() -> Command {
         .subcommand(keel_cli::command::CommandCli::augment_subcommands(Command::new(
             "command",
         )))
-        .subcommand(
-            Command::new("projections")
-                .subcommand(keel_projector::rebuild::RebuildArgs::augment_args(Command::new(
-                    "rebuild",
-                )))
-                .subcommand(keel_cli::ControlArgs::augment_args(Command::new("serving"))),
-        )
+        .subcommand(Command::new("projections").subcommand(keel_cql::CqlArgs::augment_args(Command::new("serving"))))
         .subcommand(keel_cli::admin::Admin::augment_subcommands(Command::new("admin")))
 }
 

@@ -63,13 +63,9 @@ async fn accepted(harness: &HandlerHarness, command: &TestCommand) -> TestResult
 }
 
 fn position_of(result: &CommandResult) -> TestResult<LogPosition> {
-    match &result.outcome {
-        Outcome::Accepted {
-            position: Some(position),
-            ..
-        } => Ok(*position),
-        other => anyhow::bail!("{:?} was not accepted: {other:?}", result.command_type),
-    }
+    result
+        .accepted_at()
+        .ok_or_else(|| anyhow::anyhow!("{:?} was not accepted: {:?}", result.command_type, result.outcome))
 }
 
 fn register(customer: &str, name: &str) -> SupportCommand {
@@ -313,9 +309,8 @@ async fn erasing_a_subject_hides_exactly_its_personal_data_and_is_certified() ->
     // A rebuild from the log's start still shows Ada erased and everyone else intact.
     let new = unique_name("gen");
     rebuild::<keel_support_projections::SupportProjections>(RebuildArgs {
-        brokers: harness.config.brokers.clone(),
-        cql_nodes: harness.config.cql_nodes.clone(),
-        keyspace: harness.config.keyspace.clone(),
+        kafka: keel_kafka::KafkaArgs::new(harness.config.kafka.brokers.clone()),
+        cql: keel_cql::CqlArgs::new(harness.config.cql.nodes.clone(), harness.config.cql.keyspace.clone()),
         events_topic: harness.config.events_topic.clone(),
         dlq_topic: harness.config.dlq_topic.clone(),
         into: Some(new.clone()),
@@ -392,7 +387,7 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
     // What an old SSTable, snapshot or backup holds: the subject's wrapped key rows as the
     // vault stores them now, and the sealed events.
     let session = keel_testkit::connect_cql().await?;
-    session.use_keyspace(&harness.config.keyspace, true).await?;
+    session.use_keyspace(&harness.config.cql.keyspace, true).await?;
     let rows = session
         .query_unpaged(
             "SELECT version, epoch, wrapped FROM vault_keys_by_owner WHERE tenant = 'acme' AND owner = ?",
@@ -506,7 +501,7 @@ async fn after_erasure_and_rotation_no_copy_on_disk_reveals_the_subject() -> Tes
     // Raw files: the events topic's segments and Cassandra's SSTables and commit log hold
     // no plaintext; the commands topic (the producer's plaintext, bounded retention) does,
     // which shows the scan reads what is there.
-    flush_cql(&harness.config.keyspace)?;
+    flush_cql(&harness.config.cql.keyspace)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let found = files_containing(&cassandra_dir(), canary.as_bytes())?;
     assert!(found.is_empty(), "plaintext in Cassandra's files: {found:?}");

@@ -371,7 +371,7 @@ async fn a_handler_whose_decision_state_was_lost_rebuilds_it_from_the_log() -> T
     let session = keel_testkit::connect_cql().await?;
     for table in ["handler_streams", "handler_results", "handler_watermarks"] {
         session
-            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.keyspace), &[])
+            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.cql.keyspace), &[])
             .await?;
     }
 

@@ -17,7 +17,7 @@ const KILLS: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_load_loses_and_duplicates_nothing() -> TestResult {
     let harness = HandlerHarness::prepare(6).await?;
-    let log = std::env::temp_dir().join(format!("{}.log", harness.config.keyspace));
+    let log = std::env::temp_dir().join(format!("{}.log", harness.config.cql.keyspace));
     eprintln!("crash test: handler log at {}", log.display());
     let mut handler = HandlerProcess::new(
         PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-process")),

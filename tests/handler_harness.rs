@@ -207,8 +207,8 @@ pub fn supervisor_credential(tenant: &str) -> String {
 /// tenant's data-protection officer's credential, waiting up to a minute for the result.
 pub fn admin_send_args(harness: &HandlerHarness, admin_topic: &str, tenant: &str) -> keel_cli::admin::AdminSendArgs {
     keel_cli::admin::AdminSendArgs {
-        kafka: keel_cli::command::KafkaArgs {
-            brokers: harness.config.brokers.clone(),
+        kafka: keel_cli::command::CommandPathArgs {
+            cluster: keel_kafka::KafkaArgs::new(harness.config.kafka.brokers.clone()),
             commands_topic: harness.config.commands_topic.clone(),
             results_topic: harness.config.results_topic.clone(),
         },
@@ -331,9 +331,8 @@ impl HandlerHarness {
         let directory = tempfile::tempdir()?;
         let prefix = unique_name("h");
         let config = HandlerConfig {
-            brokers: kafka.brokers().to_owned(),
-            cql_nodes: cql_nodes(),
-            keyspace: prefix.clone(),
+            kafka: keel_kafka::KafkaArgs::new(kafka.brokers().to_owned()),
+            cql: keel_cql::CqlArgs::new(cql_nodes(), prefix.clone()),
             instance_id: "handler-0".into(),
             group_id: format!("{prefix}_group"),
             commands_topic: format!("{prefix}_commands"),
@@ -385,9 +384,9 @@ impl HandlerHarness {
     pub fn args(&self) -> Vec<String> {
         let c = &self.config;
         let pairs = [
-            ("--brokers", c.brokers.clone()),
-            ("--cql-nodes", c.cql_nodes.join(",")),
-            ("--keyspace", c.keyspace.clone()),
+            ("--brokers", c.kafka.brokers.clone()),
+            ("--cql-nodes", c.cql.nodes.join(",")),
+            ("--keyspace", c.cql.keyspace.clone()),
             ("--instance-id", c.instance_id.clone()),
             ("--group-id", c.group_id.clone()),
             ("--commands-topic", c.commands_topic.clone()),
@@ -414,9 +413,8 @@ impl HandlerHarness {
     /// payloads with the handler's keys (its KMS file, its key vault).
     pub fn projector_config(&self, keyspace: &str) -> ProjectorConfig {
         ProjectorConfig {
-            brokers: self.config.brokers.clone(),
-            cql_nodes: self.config.cql_nodes.clone(),
-            keyspace: keyspace.to_owned(),
+            kafka: keel_kafka::KafkaArgs::new(self.config.kafka.brokers.clone()),
+            cql: keel_cql::CqlArgs::new(self.config.cql.nodes.clone(), keyspace.to_owned()),
             events_topic: self.config.events_topic.clone(),
             group_id: unique_name("projector"),
             instance_id: "projector-0".into(),
@@ -424,7 +422,7 @@ impl HandlerHarness {
             max_batch: 200,
             dlq_topic: self.config.dlq_topic.clone(),
             keys: KeyArgs {
-                vault_keyspace: Some(self.config.keyspace.clone()),
+                vault_keyspace: Some(self.config.cql.keyspace.clone()),
                 ..self.config.keys.clone()
             },
         }
@@ -435,9 +433,8 @@ impl HandlerHarness {
     pub fn admin_config(&self, certificate_key: PathBuf) -> keel_admin::AdminConfig {
         let prefix = unique_name("admin");
         keel_admin::AdminConfig {
-            brokers: self.config.brokers.clone(),
-            cql_nodes: self.config.cql_nodes.clone(),
-            keyspace: self.config.keyspace.clone(),
+            kafka: keel_kafka::KafkaArgs::new(self.config.kafka.brokers.clone()),
+            cql: keel_cql::CqlArgs::new(self.config.cql.nodes.clone(), self.config.cql.keyspace.clone()),
             instance_id: "admin-0".into(),
             group_id: format!("{prefix}_group"),
             admin_topic: format!("{prefix}_admin"),
@@ -724,7 +721,7 @@ impl HandlerHarness {
 
     /// A session on the handler's keyspace (the control keyspace: vault, erasures).
     pub async fn session(&self) -> TestResult<Arc<scylla::client::session::Session>> {
-        let session = keel_cql::connect(&self.config.cql_nodes, &self.config.keyspace)
+        let session = keel_cql::connect(&self.config.cql.nodes, &self.config.cql.keyspace)
             .await
             .map_err(anyhow::Error::msg)?;
         Ok(Arc::new(session))
@@ -734,7 +731,7 @@ impl HandlerHarness {
     /// key vault.
     pub async fn key_ring(&self) -> TestResult<keel_vault_cql::ServiceKeyRing> {
         let session = self.session().await?;
-        Ok(keel_vault_cql::service_key_ring(&self.config.keys, &self.config.cql_nodes, session).await?)
+        Ok(keel_vault_cql::service_key_ring(&self.config.keys, &self.config.cql.nodes, session).await?)
     }
 
     /// A codec with the handler's keys (the same KMS file and key vault), to open events.
@@ -746,9 +743,9 @@ impl HandlerHarness {
 /// The `keel-projector` command line for `config`.
 pub fn projector_args(config: &ProjectorConfig) -> Vec<String> {
     let mut pairs = vec![
-        ("--brokers", config.brokers.clone()),
-        ("--cql-nodes", config.cql_nodes.join(",")),
-        ("--keyspace", config.keyspace.clone()),
+        ("--brokers", config.kafka.brokers.clone()),
+        ("--cql-nodes", config.cql.nodes.join(",")),
+        ("--keyspace", config.cql.keyspace.clone()),
         ("--events-topic", config.events_topic.clone()),
         ("--group-id", config.group_id.clone()),
         ("--instance-id", config.instance_id.clone()),

@@ -121,7 +121,7 @@ async fn applied_by(metrics: &str) -> TestResult<u64> {
 /// The partitions whose log head the projectors of `keyspace` last saved before `micros`:
 /// a projector saves the heads of the partitions assigned to it about once a second.
 async fn heads_saved_before(harness: &HandlerHarness, keyspace: &str, micros: i64) -> TestResult<BTreeSet<i32>> {
-    let session = keel_cql::connect(&harness.config.cql_nodes, keyspace)
+    let session = keel_cql::connect(&harness.config.cql.nodes, keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
     let checkpoints = CqlCheckpoints::new(Arc::new(session)).await?;
@@ -137,7 +137,7 @@ async fn heads_saved_before(harness: &HandlerHarness, keyspace: &str, micros: i6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handlers_and_two_projectors_lose_one_of_each_mid_load_and_stay_exactly_once() -> TestResult {
     let harness = HandlerHarness::prepare(PARTITIONS).await?;
-    let log = |name: &str| std::env::temp_dir().join(format!("{}-{name}.log", harness.config.keyspace));
+    let log = |name: &str| std::env::temp_dir().join(format!("{}-{name}.log", harness.config.cql.keyspace));
     let (log_a, log_b) = (log("handler-a"), log("handler-b"));
     let handler = |instance: &str, log: &PathBuf| {
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_keel-handler-process"));
@@ -151,7 +151,7 @@ async fn two_handlers_and_two_projectors_lose_one_of_each_mid_load_and_stay_exac
 
     // Both projectors in one group, building one keyspace; each serves its own /metrics.
     let shared = harness.projector_config(&unique_name("pscale"));
-    let keyspace = shared.keyspace.clone();
+    let keyspace = shared.cql.keyspace.clone();
     let projector = |instance: &str| -> TestResult<(Instance, String)> {
         let config = ProjectorConfig {
             instance_id: instance.to_owned(),
@@ -170,7 +170,7 @@ async fn two_handlers_and_two_projectors_lose_one_of_each_mid_load_and_stay_exac
     eprintln!(
         "scale-out test: logs at {}/{}-*.log, projections in {keyspace}",
         std::env::temp_dir().display(),
-        harness.config.keyspace
+        harness.config.cql.keyspace
     );
     for instance in [&mut handler_a, &mut handler_b, &mut projector_a, &mut projector_b] {
         instance.spawn()?;

@@ -174,7 +174,7 @@ async fn commands_survive_broker_and_store_restarts_with_nothing_lost_or_doubled
     harness.config.ops_addr = free_local_addr()?;
     harness.restart()?;
     let handler_ops = harness.config.ops_addr;
-    let mut projector = harness.projector_config(&harness.config.keyspace);
+    let mut projector = harness.projector_config(&harness.config.cql.keyspace);
     projector.ops_addr = free_local_addr()?;
     let projector_ops = projector.ops_addr;
     let base = start_read_side_with(&harness, projector).await?;
@@ -230,7 +230,7 @@ async fn commands_survive_broker_and_store_restarts_with_nothing_lost_or_doubled
 
     // Exactly once: one result per command, every one accepted, gapless chains.
     let results = wait_for_results(&harness, &sent).await?;
-    let log = std::env::temp_dir().join(format!("{}-infra-faults.log", harness.config.keyspace));
+    let log = std::env::temp_dir().join(format!("{}-infra-faults.log", harness.config.cql.keyspace));
     std::fs::write(&log, logs.text())?;
     eprintln!("the services' logs: {}", log.display());
     assert_exactly_once(&harness, &sent, &results, STREAMS).await?;

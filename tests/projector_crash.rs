@@ -19,7 +19,7 @@ const KILLS: usize = 8;
 async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() -> TestResult {
     let mut harness = HandlerHarness::start(3).await?;
     let crashed = harness.projector_config(&unique_name("pcrash"));
-    let log = std::env::temp_dir().join(format!("{}.log", crashed.keyspace));
+    let log = std::env::temp_dir().join(format!("{}.log", crashed.cql.keyspace));
     eprintln!("projector crash test: log at {}", log.display());
     let mut projector = HandlerProcess::new(
         PathBuf::from(env!("CARGO_BIN_EXE_keel-projector-process")),
@@ -48,7 +48,7 @@ async fn a_projector_killed_mid_stream_ends_equal_to_a_rebuild_from_scratch() ->
     tokio::try_join!(producing, killing)?;
     harness.results(COMMANDS).await?;
 
-    let after_crashes = WorkloadProjections::read(&harness, &crashed.keyspace, STREAMS, COMMANDS).await?;
+    let after_crashes = WorkloadProjections::read(&harness, &crashed.cql.keyspace, STREAMS, COMMANDS).await?;
     projector.terminate()?;
     assert_equal_to_a_rebuild(&harness, &after_crashes, &commands, STREAMS).await?;
     harness.stop().await

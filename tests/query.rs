@@ -11,7 +11,7 @@ use keel_customer_support::SupportCommand;
 use keel_integration_tests::forensics::{cassandra_dir, files_containing, files_under, flush_cql};
 use keel_integration_tests::handler_harness::{HandlerHarness, TestCommand, agent_command, agent_credential};
 use keel_integration_tests::read_side::{get, start_read_side};
-use keel_results::{LogPosition, Outcome};
+use keel_results::LogPosition;
 use keel_testkit::TestResult;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,13 +20,9 @@ use uuid::Uuid;
 async fn accepted(harness: &HandlerHarness, command: &TestCommand) -> TestResult<LogPosition> {
     harness.send(command).await?;
     let result = harness.result_of(command.command_id).await?;
-    match result.outcome {
-        Outcome::Accepted {
-            position: Some(position),
-            ..
-        } => Ok(position),
-        other => anyhow::bail!("{} was not accepted: {other:?}", command.command_type),
-    }
+    result
+        .accepted_at()
+        .ok_or_else(|| anyhow::anyhow!("{} was not accepted: {:?}", command.command_type, result.outcome))
 }
 
 fn after(position: LogPosition) -> String {
@@ -230,11 +226,11 @@ async fn personal_data_is_nowhere_in_the_cql_stores_files() -> TestResult {
         "the API opens it"
     );
 
-    flush_cql(&harness.config.keyspace)?;
+    flush_cql(&harness.config.cql.keyspace)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let cassandra = cassandra_dir();
-    let keyspace_files = files_under(&cassandra.join("data").join(&harness.config.keyspace))?;
+    let keyspace_files = files_under(&cassandra.join("data").join(&harness.config.cql.keyspace))?;
     assert!(!keyspace_files.is_empty(), "the flush wrote the keyspace's SSTables");
     let control_found = files_containing(&cassandra, control.as_bytes())?;
     assert!(!control_found.is_empty(), "the scan sees plaintext where it is stored");

@@ -31,7 +31,7 @@ async fn a_rebuild_serves_the_old_generation_until_it_switches_and_loses_nothing
     let mut harness = HandlerHarness::start(2).await?;
     let base = start_read_side(&harness).await?;
     let bearer = agent_credential("acme");
-    let control = harness.config.keyspace.clone();
+    let control = harness.config.cql.keyspace.clone();
 
     let mut commands: Vec<TestCommand> = (0..CUSTOMERS)
         .map(|i| agent_command("acme", &format!("c-{i:03}"), register(&format!("c-{i:03}"))))
@@ -42,9 +42,8 @@ async fn a_rebuild_serves_the_old_generation_until_it_switches_and_loses_nothing
 
     let new = unique_name("gen");
     let args = RebuildArgs {
-        brokers: harness.config.brokers.clone(),
-        cql_nodes: harness.config.cql_nodes.clone(),
-        keyspace: control.clone(),
+        kafka: keel_kafka::KafkaArgs::new(harness.config.kafka.brokers.clone()),
+        cql: keel_cql::CqlArgs::new(harness.config.cql.nodes.clone(), control.clone()),
         events_topic: harness.config.events_topic.clone(),
         dlq_topic: harness.config.dlq_topic.clone(),
         into: Some(new.clone()),

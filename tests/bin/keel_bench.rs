@@ -387,7 +387,7 @@ fn events_end(harness: &HandlerHarness) -> anyhow::Result<i64> {
 }
 
 async fn cql_session(harness: &HandlerHarness, keyspace: &str) -> anyhow::Result<Arc<Session>> {
-    let session = keel_cql::connect(&harness.config.cql_nodes, keyspace)
+    let session = keel_cql::connect(&harness.config.cql.nodes, keyspace)
         .await
         .map_err(anyhow::Error::msg)?;
     Ok(Arc::new(session))
@@ -404,7 +404,7 @@ async fn projector_throughput(args: &Args, handler: &HandlerRun) -> anyhow::Resu
     let harness = &handler.harness;
     let mut config = harness.projector_config(&unique_name("bench_projector"));
     config.max_batch = 500;
-    let (batch, keyspace) = (config.max_batch, config.keyspace.clone());
+    let (batch, keyspace) = (config.max_batch, config.cql.keyspace.clone());
     let end = tokio::task::block_in_place(|| events_end(harness))?;
     eprintln!("bench: projecting {} events", args.commands);
     let running = tokio::spawn(
@@ -534,7 +534,7 @@ async fn command_to_visible(args: &Args, steady_rate: u64) -> anyhow::Result<Lat
     let mut harness = bench_harness(args.partitions).await?;
     harness.restart()?;
     let config = harness.projector_config(&unique_name("bench_visible"));
-    let keyspace = config.keyspace.clone();
+    let keyspace = config.cql.keyspace.clone();
     let projector = tokio::spawn(
         keel_projector::run_domain::<keel_support_projections::SupportProjections>(
             config,
@@ -737,9 +737,9 @@ async fn erasure_figures(args: &Args) -> anyhow::Result<ErasureRun> {
     let large_ms = erase("popular").await?;
 
     eprintln!("bench: rotation: creating {} subject keys", args.rotation_keys);
-    let session = cql_session(&harness, &harness.config.keyspace).await?;
+    let session = cql_session(&harness, &harness.config.cql.keyspace).await?;
     let ring =
-        keel_vault_cql::service_key_ring(&harness.config.keys, &harness.config.cql_nodes, Arc::clone(&session)).await?;
+        keel_vault_cql::service_key_ring(&harness.config.keys, &harness.config.cql.nodes, Arc::clone(&session)).await?;
     let store = keel_erasure::ErasureStore::new(session).await?;
     {
         use futures::StreamExt;

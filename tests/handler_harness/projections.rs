@@ -27,7 +27,7 @@ fn stream_name(index: usize) -> String {
 /// A session on `keyspace`, created if the projector has not done it yet.
 async fn session_in(harness: &HandlerHarness, keyspace: &str) -> TestResult<Arc<Session>> {
     let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(&harness.config.cql_nodes)
+        .known_nodes(&harness.config.cql.nodes)
         .build()
         .await?;
     let create = format!(
@@ -204,7 +204,7 @@ pub async fn assert_equal_to_a_rebuild(
     }
 
     let rebuilt = harness.projector_config(&unique_name("prebuild"));
-    let rebuilt_keyspace = rebuilt.keyspace.clone();
+    let rebuilt_keyspace = rebuilt.cql.keyspace.clone();
     let rebuilding = tokio::spawn(
         keel_projector::run_domain::<keel_support_projections::SupportProjections>(
             rebuilt,

@@ -354,7 +354,7 @@ pub async fn totals<C: Checkpoints>(
     headers: HeaderMap,
 ) -> Result<Json<Fresh<DayTotals>>, ApiError> {
     let reading = state
-        .begin(&headers, (&tenant, "tenant", &tenant), DAILY_TOTALS, &consistency)
+        .begin_tenant_wide(&headers, &tenant, DAILY_TOTALS, &consistency)
         .await?;
     let parsed = parse_day(&day).ok_or_else(|| ApiError::BadParameter {
         name: "day",

@@ -2,9 +2,9 @@
 //! binary whose subcommand picks the service:
 //!
 //! - `keel-badges handler`: the command handler of [`Badge`];
-//! - `keel-badges projector`: the projector of [`BadgeProjections`];
+//! - `keel-badges projector`: the projector of [`BadgeProjections`] (and `projector rebuild`:
+//!   the projections rebuilt into a new generation, without downtime);
 //! - `keel-badges query`: the query API with [`BadgeReads`]' route;
-//! - `keel-badges rebuild`: the projections rebuilt into a new generation, without downtime.
 //!
 //! Each takes the flags and `KEEL_*` variables of its runtime (`--help` lists them); as a
 //! deployment of its own it gets its own topics, keyspace and KMS file
@@ -23,8 +23,6 @@ enum App {
     Projector(keel_projector::cli::Cli),
     /// The query API.
     Query(keel_query::Cli),
-    /// Rebuilds the projections from the log's start, then switches reads to them.
-    Rebuild(keel_projector::rebuild::RebuildArgs),
 }
 
 #[tokio::main]
@@ -33,10 +31,5 @@ async fn main() -> anyhow::Result<()> {
         App::Handler(cli) => cli.run::<Badge>().await,
         App::Projector(cli) => cli.run::<BadgeProjections>().await,
         App::Query(cli) => cli.run::<BadgeReads>().await,
-        App::Rebuild(args) => {
-            let rebuilt = keel_projector::rebuild::rebuild::<BadgeProjections>(args).await?;
-            println!("{}", serde_json::to_string_pretty(&rebuilt)?);
-            Ok(())
-        }
     }
 }

@@ -7,6 +7,40 @@
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
+/// Where a service's CQL store is: flags, each also a `KEEL_*` variable, flattened into every
+/// service's configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CqlArgs {
+    /// CQL contact points, comma-separated.
+    #[arg(
+        long = "cql-nodes",
+        env = "KEEL_CQL_NODES",
+        default_value = "127.0.0.1:9042",
+        value_delimiter = ','
+    )]
+    pub nodes: Vec<String>,
+    /// The service's keyspace: decision state, keys, erasures, projections and checkpoints
+    /// (created if missing with replication factor 1; production keyspaces are created by
+    /// deploy/).
+    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
+    pub keyspace: String,
+}
+
+impl CqlArgs {
+    /// The store at `nodes` with `keyspace` (see [`connect`]).
+    pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> Self {
+        Self {
+            nodes,
+            keyspace: keyspace.into(),
+        }
+    }
+
+    /// A session in the service's keyspace (see [`connect`]).
+    pub async fn connect(&self) -> Result<Session, String> {
+        connect(&self.nodes, &self.keyspace).await
+    }
+}
+
 /// The statements of a `.cql` file: `--` comment lines dropped (a `;` in a comment ends
 /// nothing), then split on `;`.
 pub fn statements(file: &str) -> impl Iterator<Item = String> + '_ {

@@ -21,4 +21,22 @@ pub mod topics;
 pub mod trace;
 
 pub use dead_letter::{DeadLetter, MAX_DEAD_LETTER_BYTES};
+
+/// Where a service's Kafka cluster is: a flag, also `KEEL_KAFKA_BROKERS`, flattened into every
+/// service's configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+}
+
+impl KafkaArgs {
+    /// The cluster at `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+        }
+    }
+}
 pub use error::KafkaError;

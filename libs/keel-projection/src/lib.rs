@@ -16,7 +16,8 @@
 //!
 //! A personal field is stored as the ciphertext its event carries, never in plaintext:
 //! [`StoredField::of`] takes it from the envelope into a `frozen<sealed_field_v1>` column
-//! (the type is [`SEALED_FIELD_TYPE`]; declare it in the domain's schema before its tables).
+//! (the type is [`SEALED_FIELD_TYPE`], which the runtimes create in the keyspace before a
+//! domain connects, with [`create_types`]: a domain's schema uses it without declaring it).
 //! The query runtime opens it per request with the subject's key, or answers it erased.
 
 mod sealed;
@@ -77,6 +78,13 @@ impl From<scylla::errors::ExecutionError> for ProjectionError {
     }
 }
 
+/// Creates the types the port's columns use ([`SEALED_FIELD_TYPE`]) in `session`'s keyspace,
+/// if missing. The projector and query runtimes call it before a domain connects.
+pub async fn create_types(session: &Session) -> Result<(), ProjectionError> {
+    session.query_unpaged(SEALED_FIELD_TYPE, &[]).await?;
+    Ok(())
+}
+
 /// A domain's read models: its tables and how an applied event changes them.
 pub trait Projections: Sized + Send + Sync + 'static {
     /// The domain whose payload schemas open the events.
@@ -89,7 +97,8 @@ pub trait Projections: Sized + Send + Sync + 'static {
     const NAMES: &'static [&'static str];
 
     /// The CQL that creates the tables (`CREATE TABLE IF NOT EXISTS`, one statement each,
-    /// in a `.cql` file of the domain's): a generation is dropped by these names.
+    /// in a `.cql` file of the domain's; `sealed_field_v1` exists already, see
+    /// [`create_types`]): a generation is dropped by these names.
     const SCHEMA: &'static str;
 
     /// Creates the tables if missing, in `session`'s keyspace, and prepares statements.

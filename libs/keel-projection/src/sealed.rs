@@ -3,8 +3,8 @@
 use keel_envelope::{EventEnvelope, SealedField};
 use serde::Serialize;
 
-/// The CQL type a [`StoredField`] is stored as, for a domain's schema to declare (the
-/// statement is idempotent): `CREATE TYPE IF NOT EXISTS sealed_field_v1 (...)`.
+/// The CQL type a [`StoredField`] is stored as, `sealed_field_v1`, which the runtimes create
+/// ([`crate::create_types`]) before a domain's tables: the statement is idempotent.
 pub const SEALED_FIELD_TYPE: &str = "CREATE TYPE IF NOT EXISTS sealed_field_v1 (
     event_id text,
     event_type text,

@@ -31,6 +31,18 @@ pub struct CommandResult {
     pub outcome: Outcome,
 }
 
+impl CommandResult {
+    /// Where the last event of an accepted command sits (a reader that reached it sees the
+    /// command's effect: the query API's `after=`); `None` if it was rejected or appended
+    /// nothing.
+    pub fn accepted_at(&self) -> Option<LogPosition> {
+        match &self.outcome {
+            Outcome::Accepted { position, .. } => *position,
+            Outcome::Rejected { .. } => None,
+        }
+    }
+}
+
 /// What happened to a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -13,21 +13,13 @@ use clap::Parser;
     version
 )]
 pub struct AdminConfig {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// CQL contact points, comma-separated.
-    #[arg(
-        long,
-        env = "KEEL_CQL_NODES",
-        default_value = "127.0.0.1:9042",
-        value_delimiter = ','
-    )]
-    pub cql_nodes: Vec<String>,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    pub kafka: keel_kafka::KafkaArgs,
     /// The control keyspace: erasure records and certificates (and the key vault, unless
     /// `--vault-keyspace` names another).
-    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-    pub keyspace: String,
+    #[command(flatten)]
+    pub cql: keel_cql::CqlArgs,
     /// This instance's stable id: its Kafka transactional id derives from it.
     #[arg(long, env = "KEEL_INSTANCE_ID", default_value = "admin-0")]
     pub instance_id: String,

@@ -196,13 +196,11 @@ pub async fn run(config: AdminConfig, shutdown: impl std::future::Future<Output 
 }
 
 async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Admin> {
-    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let session = config.cql.connect().await.map_err(anyhow::Error::msg)?;
     let session = Arc::new(session);
     let store = Arc::new(ErasureStore::new(Arc::clone(&session)).await?);
-    let generations = Generations::new(Arc::clone(&session), &config.keyspace).await?;
-    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&session)).await?;
+    let generations = Generations::new(Arc::clone(&session), &config.cql.keyspace).await?;
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql.nodes, Arc::clone(&session)).await?;
     let codec = EventCodec::new::<System>(Arc::new(keys), keel_envelope::Upcasters::new())?;
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
     let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
@@ -214,7 +212,7 @@ async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Ad
         "erasure certificates are signed with this key"
     );
 
-    let topics: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
+    let topics: AdminClient<DefaultClientContext> = clients::producer(&config.kafka.brokers).create()?;
     let retention = Duration::from_secs(config.plaintext_retention_hours * 3600);
     ensure_topics(
         &topics,
@@ -235,7 +233,7 @@ async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Ad
     .await?;
 
     let producer: FutureProducer<clients::Named> =
-        clients::transactional_producer(&config.brokers, &config.transactional_id())
+        clients::transactional_producer(&config.kafka.brokers, &config.transactional_id())
             .create_with_context(clients::Named("admin-producer"))?;
     tokio::task::block_in_place(|| producer.init_transactions(TXN_TIMEOUT))
         .context("initialising transactions (fences any earlier instance with the same id)")?;
@@ -268,7 +266,7 @@ async fn connect(config: AdminConfig, readiness: Readiness) -> anyhow::Result<Ad
 /// The admin service's group consumer of the admin topic, subscribed: `read_committed`,
 /// static membership.
 fn group_consumer(config: &AdminConfig) -> anyhow::Result<StreamConsumer<clients::Named>> {
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    let mut consumer_config = clients::read_committed_consumer(&config.kafka.brokers, &config.group_id);
     consumer_config.set("group.instance.id", config.transactional_id());
     let consumer: StreamConsumer<clients::Named> =
         consumer_config.create_with_context(clients::Named("admin-consumer"))?;

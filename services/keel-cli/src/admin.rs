@@ -11,7 +11,7 @@ use keel_kafka::partition::stream_key;
 use keel_results::CommandResult;
 use uuid::Uuid;
 
-use crate::command::{KafkaArgs, header_for, produce};
+use crate::command::{CommandPathArgs, header_for, produce};
 
 /// `keel admin`.
 #[derive(Debug, clap::Subcommand)]
@@ -32,7 +32,7 @@ pub enum Admin {
         subject: String,
         /// Where the control keyspace is.
         #[command(flatten)]
-        cql: crate::ControlArgs,
+        cql: keel_cql::CqlArgs,
     },
     /// Rotates a tenant's KEK now: a new epoch, every live key re-wrapped, every older epoch
     /// destroyed, so no old copy of an erased subject's wrapped key (old SSTables,
@@ -46,7 +46,7 @@ pub enum Admin {
         grace_ms: u64,
         /// Where the control keyspace is.
         #[command(flatten)]
-        cql: crate::ControlArgs,
+        cql: keel_cql::CqlArgs,
         /// Where the keys are.
         #[command(flatten)]
         keys: keel_vault_cql::KeyArgs,
@@ -68,7 +68,7 @@ pub enum Admin {
 pub struct AdminSendArgs {
     /// Where Kafka is.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: CommandPathArgs,
     /// The admin commands topic.
     #[arg(long, env = "KEEL_ADMIN_TOPIC", default_value = "keel.admin")]
     pub admin_topic: String,
@@ -110,7 +110,7 @@ impl Admin {
             Self::Erase(args) => print_sent(erase(&args).await?),
             Self::EraseTenant(args) => print_sent(erase_tenant(&args).await?),
             Self::Certificate { tenant, subject, cql } => {
-                let store = ErasureStore::new(Arc::new(cql.connect().await?)).await?;
+                let store = ErasureStore::new(Arc::new(cql.connect().await.map_err(anyhow::Error::msg)?)).await?;
                 let document = store
                     .certificate(&tenant, &subject)
                     .await?
@@ -125,9 +125,9 @@ impl Admin {
                 cql,
                 keys,
             } => {
-                let session = Arc::new(cql.connect().await?);
+                let session = Arc::new(cql.connect().await.map_err(anyhow::Error::msg)?);
                 let store = ErasureStore::new(Arc::clone(&session)).await?;
-                let ring = keel_vault_cql::service_key_ring(&keys, &cql.cql_nodes, session).await?;
+                let ring = keel_vault_cql::service_key_ring(&keys, &cql.nodes, session).await?;
                 let rotated = keel_admin::rotation::rotate_tenant(
                     &ring,
                     &store,

@@ -22,10 +22,10 @@ use crate::schemas::CommandSchemas;
 
 /// Where Kafka and the command-path topics are.
 #[derive(Debug, Clone, clap::Args)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
+pub struct CommandPathArgs {
+    /// The Kafka cluster.
+    #[command(flatten)]
+    pub cluster: keel_kafka::KafkaArgs,
     /// The commands topic.
     #[arg(long, env = "KEEL_COMMANDS_TOPIC", default_value = "keel.commands")]
     pub commands_topic: String,
@@ -41,7 +41,7 @@ pub enum Topics {
     Create {
         /// Where Kafka is.
         #[command(flatten)]
-        kafka: KafkaArgs,
+        kafka: CommandPathArgs,
         /// The events topic.
         #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
         events_topic: String,
@@ -63,7 +63,7 @@ impl Topics {
             dlq_topic,
             partitions,
         } = self;
-        let admin = clients::producer(&kafka.brokers).create()?;
+        let admin = clients::producer(&kafka.cluster.brokers).create()?;
         let names = TopicNames {
             commands: kafka.commands_topic,
             results: kafka.results_topic,
@@ -92,7 +92,7 @@ pub enum CommandCli {
     Wait {
         /// Where Kafka is.
         #[command(flatten)]
-        kafka: KafkaArgs,
+        kafka: CommandPathArgs,
         /// The command id.
         #[arg(long)]
         command_id: Uuid,
@@ -107,7 +107,7 @@ pub enum CommandCli {
 pub struct SendArgs {
     /// Where Kafka is.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: CommandPathArgs,
     /// The tenant.
     #[arg(long)]
     pub tenant: String,
@@ -234,7 +234,7 @@ pub(crate) fn header_for(token: &str, tenant: &str, stream: &str, command_id: Uu
 /// Produces an encoded command to `topic` keyed by `key` and, given a timeout in seconds,
 /// waits for its result.
 pub(crate) async fn produce(
-    kafka: &KafkaArgs,
+    kafka: &CommandPathArgs,
     topic: &str,
     key: &str,
     bytes: &[u8],
@@ -245,7 +245,7 @@ pub(crate) async fn produce(
         Some(_) => Some(starts(kafka, Offset::End).await?),
         None => None,
     };
-    let producer: FutureProducer = clients::producer(&kafka.brokers).create()?;
+    let producer: FutureProducer = clients::producer(&kafka.cluster.brokers).create()?;
     producer
         .send(FutureRecord::to(topic).key(key).payload(bytes), Duration::from_secs(30))
         .await
@@ -258,10 +258,10 @@ pub(crate) async fn produce(
 }
 
 /// Every partition of the results topic at `offset` (its end before sending, or its start).
-async fn starts(kafka: &KafkaArgs, offset: Offset) -> anyhow::Result<TopicPartitionList> {
+async fn starts(kafka: &CommandPathArgs, offset: Offset) -> anyhow::Result<TopicPartitionList> {
     let topic = kafka.results_topic.clone();
     let metadata = tokio::task::spawn_blocking({
-        let brokers = kafka.brokers.clone();
+        let brokers = kafka.cluster.brokers.clone();
         let topic = topic.clone();
         move || -> anyhow::Result<Vec<(i32, i64)>> {
             let probe = clients::reader(&brokers, &format!("keel-cli-{}", Uuid::new_v4()))?;
@@ -295,12 +295,12 @@ async fn starts(kafka: &KafkaArgs, offset: Offset) -> anyhow::Result<TopicPartit
 
 /// Reads the results topic from `from` until the result of `command_id` arrives.
 async fn wait(
-    kafka: &KafkaArgs,
+    kafka: &CommandPathArgs,
     from: TopicPartitionList,
     command_id: Uuid,
     timeout: Duration,
 ) -> anyhow::Result<CommandResult> {
-    let reader = clients::reader(&kafka.brokers, &format!("keel-cli-{}", Uuid::new_v4()))?;
+    let reader = clients::reader(&kafka.cluster.brokers, &format!("keel-cli-{}", Uuid::new_v4()))?;
     reader.assign(&from)?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

@@ -21,14 +21,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::admin::{AdminSendArgs, EraseArgs, erase};
-use crate::command::{KafkaArgs, header_for, produce};
+use crate::command::{CommandPathArgs, header_for, produce};
 
 /// `keel demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Where Kafka is.
     #[command(flatten)]
-    pub kafka: KafkaArgs,
+    pub kafka: CommandPathArgs,
     /// The admin commands topic.
     #[arg(long, env = "KEEL_ADMIN_TOPIC", default_value = "keel.admin")]
     pub admin_topic: String,

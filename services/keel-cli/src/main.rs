@@ -11,9 +11,8 @@
 //! - `keel admin erase` erases a data subject (the admin service destroys its keys and signs
 //!   a certificate); `keel admin certificate` prints the certificate and
 //!   `keel admin verify-certificate` checks it with the service's public key;
-//! - `keel projections rebuild` rebuilds every projection from the log's start into a new
-//!   generation while the serving one answers, switches reads when it has caught up, and
-//!   drops the old one; `keel projections serving` says which generation serves;
+//! - `keel projections serving` says which generation of the projections serves (an app's
+//!   projector rebuilds them: `keel-projector rebuild`);
 //! - `keel demo` runs the README's scenario against running services (`make demo`).
 //!
 //! Every flag is also a `KEEL_*` variable where it names shared configuration.
@@ -41,7 +40,7 @@ enum Top {
     /// Commands: send one, wait for a result.
     #[command(subcommand)]
     Command(command::CommandCli),
-    /// Projections: rebuild without downtime, which generation serves.
+    /// Projections: which generation serves.
     #[command(subcommand)]
     Projections(Projections),
     /// Erasure: erase a subject, print and verify certificates.
@@ -53,14 +52,11 @@ enum Top {
 
 #[derive(Debug, Subcommand)]
 enum Projections {
-    /// Rebuild every projection from the log's start into a new generation, switch reads
-    /// to it once it has caught up, then drop the old one.
-    Rebuild(keel_projector::rebuild::RebuildArgs),
     /// Print the keyspace whose projections serve reads.
     Serving {
         /// Where the control keyspace is.
         #[command(flatten)]
-        cql: keel_cli::ControlArgs,
+        cql: keel_cql::CqlArgs,
     },
 }
 
@@ -76,15 +72,8 @@ async fn main() -> anyhow::Result<()> {
         Top::Command(command) => command.run().await,
         Top::Admin(admin) => admin.run().await,
         Top::Demo(args) => demo::run(args).await,
-        Top::Projections(Projections::Rebuild(args)) => {
-            keel_service::telemetry::init_tracing(false, "info");
-            let rebuilt =
-                keel_projector::rebuild::rebuild::<keel_support_projections::SupportProjections>(args).await?;
-            println!("{}", serde_json::to_string_pretty(&rebuilt)?);
-            Ok(())
-        }
         Top::Projections(Projections::Serving { cql }) => {
-            let session = cql.connect().await?;
+            let session = cql.connect().await.map_err(anyhow::Error::msg)?;
             let generations = keel_checkpoints::Generations::new(std::sync::Arc::new(session), &cql.keyspace).await?;
             println!("{}", generations.serving().await?);
             Ok(())

@@ -17,21 +17,12 @@ pub const DEFAULT_MEMORY_RESULTS: usize = 50_000;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "keel-handler", about = "Keel's command handler", version)]
 pub struct HandlerConfig {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// CQL contact points, comma-separated.
-    #[arg(
-        long,
-        env = "KEEL_CQL_NODES",
-        default_value = "127.0.0.1:9042",
-        value_delimiter = ','
-    )]
-    pub cql_nodes: Vec<String>,
-    /// Keyspace of the handler's decision state (created if missing, replication factor 1:
-    /// production keyspaces are created by deploy/).
-    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-    pub keyspace: String,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    pub kafka: keel_kafka::KafkaArgs,
+    /// The CQL store and the keyspace of the handler's decision state.
+    #[command(flatten)]
+    pub cql: keel_cql::CqlArgs,
     /// This instance's stable id: its Kafka transactional id derives from it, so a restarted
     /// instance fences its predecessor. Give each instance its own.
     #[arg(long, env = "KEEL_INSTANCE_ID", default_value = "handler-0")]

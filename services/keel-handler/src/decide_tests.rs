@@ -1,91 +1,12 @@
 //! Decision tests: authentication, authorisation, versions, domain refusals and panics.
 
-use std::collections::{BTreeMap, HashMap};
-
 use ed25519_dalek::SigningKey;
-use keel_auth::{Actor, ActorKind, Authenticator, Claims, Policy, PolicyRule, TenantAuth, TenantKey, TokenIssuer};
 use keel_customer_support::{Customer, CustomerState, SupportCommand, SupportEvent};
 use keel_domain::testing::Scenario;
 use keel_domain::{Aggregate, DomainCommand, DomainError, DomainEvent, Recorded};
-use uuid::Uuid;
 
-use super::{Decision, Gatekeeper, IncomingCommand};
-
-const NOW: u64 = 1_800_000_000;
-const ISSUER: &str = "https://id.acme.example";
-
-fn key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
-}
-
-fn agent() -> Actor {
-    Actor {
-        kind: ActorKind::Agent,
-        id: "support-bot".into(),
-    }
-}
-
-fn supervisor() -> Actor {
-    Actor {
-        kind: ActorKind::Human,
-        id: "alice".into(),
-    }
-}
-
-/// Tenants `acme` (with a policy) and `initech` (keys, but no policy).
-fn gatekeeper() -> Gatekeeper {
-    let auth = || TenantAuth {
-        issuer: ISSUER.into(),
-        keys: vec![TenantKey::ed25519("k1", &key().verifying_key())],
-    };
-    let tenants = HashMap::from([("acme".to_owned(), auth()), ("initech".to_owned(), auth())]);
-    let policy = Policy {
-        id: "acme/v1".into(),
-        rules: vec![PolicyRule {
-            id: "agent-support".into(),
-            actor_kinds: vec![ActorKind::Agent],
-            scope: Some("support:agent".into()),
-            commands: vec!["*".into()],
-            limits: BTreeMap::from([("amount_cents".to_owned(), 5_000)]),
-        }],
-    };
-    let authenticator = Authenticator::new(&tenants).expect("valid keys");
-    Gatekeeper::new(authenticator, HashMap::from([("acme".to_owned(), policy)]))
-}
-
-fn credential(signing: &SigningKey) -> String {
-    credential_for("acme", signing)
-}
-
-fn credential_for(tenant: &str, signing: &SigningKey) -> String {
-    let claims = Claims {
-        iss: ISSUER.into(),
-        sub: "support-bot".into(),
-        tenant: tenant.into(),
-        actor_kind: ActorKind::Agent,
-        on_behalf_of: vec![supervisor()],
-        scopes: vec!["support:agent".into()],
-        exp: NOW + 600,
-        nbf: None,
-        iat: Some(NOW),
-    };
-    TokenIssuer::ed25519("k1", signing)
-        .and_then(|issuer| issuer.issue(&claims))
-        .expect("signed")
-}
-
-fn incoming<C>(command: C, expected_version: Option<u64>) -> IncomingCommand<C> {
-    IncomingCommand {
-        command_id: Uuid::new_v4(),
-        tenant: "acme".into(),
-        stream: "c-1".into(),
-        expected_version,
-        actor: agent(),
-        on_behalf_of: vec![supervisor()],
-        credential: credential(&key()),
-        command,
-    }
-}
+use super::Decision;
+use crate::test_support::{NOW, agent, credential, credential_for, gatekeeper, incoming, key, supervisor};
 
 fn registered() -> CustomerState {
     let event = SupportEvent::CustomerRegistered {

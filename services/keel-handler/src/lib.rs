@@ -22,6 +22,8 @@ mod faults;
 mod memory;
 mod replay;
 pub mod tenants;
+#[cfg(test)]
+mod test_support;
 mod worker;
 mod writer;
 
@@ -70,7 +72,7 @@ pub(crate) fn group_consumer(
     config: &HandlerConfig,
     context: HandlerContext,
 ) -> Result<StreamConsumer<HandlerContext>, rdkafka::error::KafkaError> {
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    let mut consumer_config = clients::read_committed_consumer(&config.kafka.brokers, &config.group_id);
     consumer_config
         .set("group.instance.id", config.transactional_id())
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
@@ -89,9 +91,7 @@ async fn connect_state(config: &HandlerConfig) -> anyhow::Result<CqlHandlerState
 }
 
 async fn connect(config: &HandlerConfig) -> anyhow::Result<Arc<scylla::client::session::Session>> {
-    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let session = config.cql.connect().await.map_err(anyhow::Error::msg)?;
     Ok(Arc::new(session))
 }
 
@@ -156,7 +156,7 @@ where
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
     let gatekeeper = Arc::new(tenants::gatekeeper(&tenants)?);
 
-    let admin: AdminClient<DefaultClientContext> = clients::producer(&config.brokers).create()?;
+    let admin: AdminClient<DefaultClientContext> = clients::producer(&config.kafka.brokers).create()?;
     ensure_topics(
         &admin,
         &command_path_topics(&config.topic_names(), &config.topic_settings()),
@@ -165,7 +165,7 @@ where
 
     config.check().map_err(anyhow::Error::msg)?;
     let producer: FutureProducer<clients::Named> =
-        clients::transactional_producer(&config.brokers, &config.transactional_id())
+        clients::transactional_producer(&config.kafka.brokers, &config.transactional_id())
             .set("message.max.bytes", config.max_record_bytes.to_string())
             .create_with_context(clients::Named("handler-producer"))?;
     tokio::task::block_in_place(|| producer.init_transactions(Duration::from_secs(60)))
@@ -186,11 +186,18 @@ where
     readiness.set("partitions", false, "waiting for an assignment");
     tracing::info!(instance = %config.instance_id, partitions = partition_count, "handler started");
 
+    let codec = Arc::new(codec);
     let worker = Worker::<A, C, _> {
         config: Arc::clone(&config),
-        codec: Arc::new(codec),
+        codec: Arc::clone(&codec),
         state: Arc::clone(&state),
-        gatekeeper,
+        planner: worker::Planner::new(
+            codec,
+            gatekeeper,
+            partition_count,
+            config.max_record_bytes,
+            config.commands_topic.clone(),
+        ),
         consumer,
         context,
         producer,
@@ -201,7 +208,6 @@ where
         },
         writer: writer::StateWriter::spawn(Arc::clone(&state), readiness.clone()),
         readiness,
-        partition_count,
         quarantine: faults::Quarantine::default(),
         isolation: faults::Isolation::default(),
         fenced: false,

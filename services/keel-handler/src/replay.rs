@@ -207,7 +207,7 @@ where
 
     fn reader(&self, topic: &str, partition: i32, from: i64) -> Result<StreamConsumer<ReaderContext>, WorkerError> {
         let group = format!("{}-replay-{}", self.config.group_id, self.config.instance_id);
-        let reader = clients::reader(&self.config.brokers, &group).map_err(kafka_error)?;
+        let reader = clients::reader(&self.config.kafka.brokers, &group).map_err(kafka_error)?;
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(from))

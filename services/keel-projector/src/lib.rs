@@ -59,20 +59,12 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "keel-projector", about = "Keel's projector", version)]
 pub struct ProjectorConfig {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// CQL contact points, comma-separated.
-    #[arg(
-        long,
-        env = "KEEL_CQL_NODES",
-        default_value = "127.0.0.1:9042",
-        value_delimiter = ','
-    )]
-    pub cql_nodes: Vec<String>,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    pub kafka: keel_kafka::KafkaArgs,
     /// Keyspace of the projections and checkpoints.
-    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-    pub keyspace: String,
+    #[command(flatten)]
+    pub cql: keel_cql::CqlArgs,
     /// The events topic.
     #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
     pub events_topic: String,
@@ -117,27 +109,30 @@ pub async fn run_domain<P: Projections>(
         },
     ));
 
-    let control = keel_cql::connect(&config.cql_nodes, &config.keyspace)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let control = config.cql.connect().await.map_err(anyhow::Error::msg)?;
     let control = Arc::new(control);
-    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&control)).await?;
+    let keys = keel_vault_cql::service_key_ring(&config.keys, &config.cql.nodes, Arc::clone(&control)).await?;
     let keys = Arc::new(keys);
-    let generations = Arc::new(Generations::new(Arc::clone(&control), &config.keyspace).await?);
+    let generations = Arc::new(Generations::new(Arc::clone(&control), &config.cql.keyspace).await?);
     readiness.set("cql", true, "connected");
 
     let mut consumer = Arc::new(group_consumer(&config)?);
-    let heads = Arc::new(Heads::watch(&config.brokers, &config.group_id, &config.events_topic)?);
-    let dead_letters =
-        Arc::new(clients::producer(&config.brokers).create_with_context(clients::Named("projector-dead-letters"))?);
+    let heads = Arc::new(Heads::watch(
+        &config.kafka.brokers,
+        &config.group_id,
+        &config.events_topic,
+    )?);
+    let dead_letters = Arc::new(
+        clients::producer(&config.kafka.brokers).create_with_context(clients::Named("projector-dead-letters"))?,
+    );
 
     tokio::pin!(shutdown);
     let mut generation = generations.serving().await?;
     let outcome = loop {
-        let session = if generation == config.keyspace {
+        let session = if generation == config.cql.keyspace {
             Arc::clone(&control)
         } else {
-            let session = keel_cql::connect(&config.cql_nodes, &generation)
+            let session = keel_cql::connect(&config.cql.nodes, &generation)
                 .await
                 .map_err(anyhow::Error::msg)?;
             Arc::new(session)
@@ -185,7 +180,7 @@ pub async fn run_domain<P: Projections>(
 /// The projector's group consumer of the events topic, subscribed: `read_committed`, and
 /// static membership (a restarted instance takes its place in the group at once).
 fn group_consumer(config: &ProjectorConfig) -> anyhow::Result<StreamConsumer<clients::Named>> {
-    let mut consumer_config = clients::read_committed_consumer(&config.brokers, &config.group_id);
+    let mut consumer_config = clients::read_committed_consumer(&config.kafka.brokers, &config.group_id);
     consumer_config.set(
         "group.instance.id",
         format!("{}-{}", config.group_id, config.instance_id),

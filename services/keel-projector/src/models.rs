@@ -133,6 +133,7 @@ impl<P: Projections> Models<P> {
     /// The tables in `session`'s keyspace (created if missing), opening payloads with `keys`.
     pub(crate) async fn new(session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
         let codec = EventCodec::new::<P::Domain>(keys, keel_envelope::Upcasters::new())?;
+        keel_projection::create_types(&session).await?;
         Ok(Self {
             codec,
             trails: Trails::new(Arc::clone(&session)).await?,

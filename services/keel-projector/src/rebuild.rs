@@ -25,20 +25,12 @@ use crate::{ProjectorConfig, projection_names};
 /// What to rebuild, and how.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KEEL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// CQL contact points, comma-separated.
-    #[arg(
-        long,
-        env = "KEEL_CQL_NODES",
-        default_value = "127.0.0.1:9042",
-        value_delimiter = ','
-    )]
-    pub cql_nodes: Vec<String>,
+    /// The Kafka cluster.
+    #[command(flatten)]
+    pub kafka: keel_kafka::KafkaArgs,
     /// The control keyspace: the services' own, holding the serving pointer and the vault.
-    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-    pub keyspace: String,
+    #[command(flatten)]
+    pub cql: keel_cql::CqlArgs,
     /// The events topic.
     #[arg(long, env = "KEEL_EVENTS_TOPIC", default_value = "keel.events")]
     pub events_topic: String,
@@ -96,7 +88,7 @@ pub fn tables<P: Projections>() -> Vec<String> {
 }
 
 fn end_offsets(args: &RebuildArgs) -> anyhow::Result<Vec<(i32, i64)>> {
-    let consumer: BaseConsumer = clients::read_committed_reader(&args.brokers, "keel-rebuild-ends").create()?;
+    let consumer: BaseConsumer = clients::read_committed_reader(&args.kafka.brokers, "keel-rebuild-ends").create()?;
     let metadata = consumer.fetch_metadata(Some(&args.events_topic), Duration::from_secs(10))?;
     let topic = metadata
         .topics()
@@ -116,29 +108,24 @@ fn end_offsets(args: &RebuildArgs) -> anyhow::Result<Vec<(i32, i64)>> {
 /// Rebuilds every projection into a new generation and switches reads to it.
 pub async fn rebuild<P: Projections>(args: RebuildArgs) -> anyhow::Result<Rebuilt> {
     let names = projection_names::<P>();
-    let control = Arc::new(
-        keel_cql::connect(&args.cql_nodes, &args.keyspace)
-            .await
-            .map_err(anyhow::Error::msg)?,
-    );
-    let generations = Generations::new(Arc::clone(&control), &args.keyspace).await?;
+    let control = Arc::new(args.cql.connect().await.map_err(anyhow::Error::msg)?);
+    let generations = Generations::new(Arc::clone(&control), &args.cql.keyspace).await?;
     let old = generations.serving().await?;
     let new = args.into.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        format!("{}_g{now}", args.keyspace)
+        format!("{}_g{now}", args.cql.keyspace)
     });
     anyhow::ensure!(new != old, "{new} already serves");
     anyhow::ensure!(
-        new != args.keyspace,
+        new != args.cql.keyspace,
         "the control keyspace cannot be a rebuild's target"
     );
 
     let config = ProjectorConfig {
-        brokers: args.brokers.clone(),
-        cql_nodes: args.cql_nodes.clone(),
-        keyspace: new.clone(),
+        kafka: args.kafka.clone(),
+        cql: keel_cql::CqlArgs::new(args.cql.nodes.clone(), new.clone()),
         events_topic: args.events_topic.clone(),
         group_id: format!("keel-rebuild-{new}"),
         instance_id: "rebuild-0".into(),
@@ -150,7 +137,7 @@ pub async fn rebuild<P: Projections>(args: RebuildArgs) -> anyhow::Result<Rebuil
                 args.keys
                     .vault_keyspace
                     .clone()
-                    .unwrap_or_else(|| args.keyspace.clone()),
+                    .unwrap_or_else(|| args.cql.keyspace.clone()),
             ),
             ..args.keys.clone()
         },
@@ -161,7 +148,7 @@ pub async fn rebuild<P: Projections>(args: RebuildArgs) -> anyhow::Result<Rebuil
         let _ = stopped.await;
     }));
     let session = Arc::new(
-        keel_cql::connect(&args.cql_nodes, &new)
+        keel_cql::connect(&args.cql.nodes, &new)
             .await
             .map_err(anyhow::Error::msg)?,
     );
@@ -205,7 +192,7 @@ pub async fn rebuild<P: Projections>(args: RebuildArgs) -> anyhow::Result<Rebuil
     projector.await??;
 
     if !args.keep_old {
-        if old == args.keyspace {
+        if old == args.cql.keyspace {
             // The control keyspace also holds the vault and the handler's state: drop only
             // the generation's tables.
             for table in tables::<P>() {

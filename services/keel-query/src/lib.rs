@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -92,20 +91,9 @@ pub fn projection_names<D: ReadSide>() -> Vec<String> {
 /// Configuration of the query API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryConfig {
-    /// Address to serve the API (and /healthz, /readyz, /metrics) on.
-    #[arg(long, env = "KEEL_QUERY_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
-    /// CQL contact points, comma-separated.
-    #[arg(
-        long,
-        env = "KEEL_CQL_NODES",
-        default_value = "127.0.0.1:9042",
-        value_delimiter = ','
-    )]
-    pub cql_nodes: Vec<String>,
     /// Keyspace of the projections.
-    #[arg(long, env = "KEEL_KEYSPACE", default_value = "keel")]
-    pub keyspace: String,
+    #[command(flatten)]
+    pub cql: keel_cql::CqlArgs,
     /// Tenants file (credential keys per tenant).
     #[arg(long, env = "KEEL_TENANTS")]
     pub tenants: PathBuf,
@@ -125,6 +113,9 @@ pub struct QueryConfig {
 #[derive(Debug, clap::Parser)]
 #[command(name = "keel-query", about = "Keel's query API", version)]
 pub struct Cli {
+    /// Address to serve the API (and /healthz, /readyz, /metrics) on.
+    #[arg(long, env = "KEEL_QUERY_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
     /// The service's configuration.
     #[command(flatten)]
     pub config: QueryConfig,
@@ -138,7 +129,10 @@ impl Cli {
     /// buffered (a no-op without an OTLP endpoint).
     pub async fn run<D: ReadSide>(self) -> anyhow::Result<()> {
         let telemetry = telemetry::init("keel-query", &self.telemetry, "info")?;
-        let outcome = run::<D>(self.config, keel_service::shutdown_signal()).await;
+        let outcome = match tokio::net::TcpListener::bind(self.addr).await {
+            Ok(listener) => run::<D>(self.config, listener, keel_service::shutdown_signal()).await,
+            Err(error) => Err(anyhow::Error::new(error).context(format!("binding {}", self.addr))),
+        };
         telemetry.shutdown();
         outcome
     }
@@ -164,6 +158,7 @@ impl<D: ReadSide> ReadModels<CqlCheckpoints, D> {
     /// The read models of `generation` (a keyspace on `session`), opened with `keys`.
     pub async fn connect(generation: &str, session: Arc<Session>, keys: Arc<ServiceKeyRing>) -> anyhow::Result<Self> {
         let codec = EventCodec::new::<D::Aggregate>(keys, keel_envelope::Upcasters::new())?;
+        keel_projection::create_types(&session).await?;
         Ok(Self {
             generation: generation.to_owned(),
             trails: Trails::new(Arc::clone(&session)).await?,
@@ -267,6 +262,20 @@ impl<C: Checkpoints, D> AppState<C, D> {
     ) -> Result<Reading<C, D>, ApiError> {
         self.principal(tenant, headers)?;
         path_id(name, id)?;
+        self.read(projection, consistency).await
+    }
+
+    /// [`Self::begin`] for a route over the whole tenant, with no path id of its own (a
+    /// day's totals, say).
+    pub async fn begin_tenant_wide(
+        &self,
+        headers: &HeaderMap,
+        tenant: &str,
+        projection: &str,
+        consistency: &Consistency,
+    ) -> Result<Reading<C, D>, ApiError> {
+        path_id("tenant", tenant)?;
+        self.principal(tenant, headers)?;
         self.read(projection, consistency).await
     }
 
@@ -463,27 +472,27 @@ pub async fn follow_generations<D: ReadSide>(
     }
 }
 
-/// Serves domain `D`'s query API until `shutdown` resolves.
+/// Serves domain `D`'s query API on `listener` until `shutdown` resolves: what the binary
+/// runs, and what a test runs on `127.0.0.1:0`.
 pub async fn run<D: ReadSide>(
     config: QueryConfig,
+    listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let readiness = Readiness::new();
     let tenants = TenantsFile::load(&config.tenants).map_err(anyhow::Error::msg)?;
     let authenticator = tenants.authenticator().map_err(anyhow::Error::msg)?;
-    let session = keel_cql::connect(&config.cql_nodes, &config.keyspace)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let session = config.cql.connect().await.map_err(anyhow::Error::msg)?;
     let control = Arc::new(session);
-    let keys = Arc::new(keel_vault_cql::service_key_ring(&config.keys, &config.cql_nodes, Arc::clone(&control)).await?);
-    let generations = Generations::new(Arc::clone(&control), &config.keyspace).await?;
+    let keys = Arc::new(keel_vault_cql::service_key_ring(&config.keys, &config.cql.nodes, Arc::clone(&control)).await?);
+    let generations = Generations::new(Arc::clone(&control), &config.cql.keyspace).await?;
     let erasures = ErasureStore::new(Arc::clone(&control)).await?;
     let serving = generations.serving().await?;
-    let session = if serving == config.keyspace {
+    let session = if serving == config.cql.keyspace {
         control
     } else {
         Arc::new(
-            keel_cql::connect(&config.cql_nodes, &serving)
+            keel_cql::connect(&config.cql.nodes, &serving)
                 .await
                 .map_err(anyhow::Error::msg)?,
         )
@@ -506,14 +515,11 @@ pub async fn run<D: ReadSide>(
     tokio::spawn(follow_generations(
         Arc::clone(&state),
         generations,
-        config.cql_nodes.clone(),
+        config.cql.nodes.clone(),
         keys,
         readiness.clone(),
     ));
     let app = router(state).merge(ops_router(readiness, telemetry::metrics_handle()));
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("binding {}", config.addr))?;
     tracing::info!(address = %listener.local_addr()?, "query API listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())

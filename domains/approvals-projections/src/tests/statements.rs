@@ -181,15 +181,6 @@ fn each_table_is_a_projection_named_after_it() {
 }
 
 #[test]
-fn the_sealed_field_type_is_the_projection_ports() {
-    let declared = keel_cql::statements(SCHEMA)
-        .find(|statement| statement.starts_with("CREATE TYPE"))
-        .map(|statement| flat(&statement));
-    let port = flat(keel_projection::SEALED_FIELD_TYPE.trim_end_matches(';'));
-    assert_eq!(declared, Some(port));
-}
-
-#[test]
 fn every_write_binds_its_row_in_order_and_names_only_columns_of_its_table() {
     for (name, cql, fields) in WRITES {
         assert_eq!(bind_names(cql), fields, "{name}: bind markers and row fields differ");

@@ -8,10 +8,10 @@ use keel_codec::{EventCodec, EventHeader, FieldOrigin};
 use keel_crypto::{InMemoryKeyVault, InMemoryKms, KeyRing, RotationPolicy};
 use keel_domain::DomainEvent;
 use keel_envelope::{Actor, ActorKind, EventEnvelope, Upcasters};
-use keel_projection::{LoggedEvent, SEALED_FIELD_TYPE};
+use keel_projection::LoggedEvent;
 use uuid::Uuid;
 
-use super::{BadgeProjections, Projections, Write, write_of};
+use super::{Write, write_of};
 use crate::{Badge, BadgeEvent};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -127,15 +127,4 @@ async fn an_event_without_a_payload_writes_nothing() -> TestResult {
     };
     assert!(write_of(&logged)?.is_none());
     Ok(())
-}
-
-#[test]
-fn the_schema_declares_the_sealed_field_type_first() {
-    let flat = |cql: &str| cql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let schema = flat(BadgeProjections::SCHEMA);
-    let declared = schema.find(&flat(SEALED_FIELD_TYPE));
-    assert!(
-        declared.is_some_and(|at| Some(at) < schema.find("CREATE TABLE")),
-        "{schema}"
-    );
 }
