@@ -161,6 +161,50 @@ async fn a_duplicate_command_id_gets_the_original_result_and_writes_no_event() -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_and_the_original_stays() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let command = agent_command("acme", "c-1", register("c-1"));
+    harness.send(&command).await?;
+    let original = harness.result_of(command.command_id).await?;
+
+    // Someone who knows the command id but holds no credential of the tenant's keys.
+    let mut forged = command.clone();
+    forged.credential = credential_with(
+        "acme",
+        &agent(),
+        &[supervisor()],
+        &SigningKey::from_bytes(&[99; 32]),
+        now_secs() + 600,
+    );
+    harness.send(&forged).await?;
+    let results = harness.results(2).await?;
+    assert!(
+        matches!(&results[1].outcome, Outcome::Rejected { reason, .. } if reason == "credential_invalid"),
+        "the forged delivery is refused, not told the original result: {:?}",
+        results[1]
+    );
+    harness.stop().await?;
+
+    // Decision state lost: the handler learns command ids again from the results topic, where
+    // the refusal of the forged delivery follows the original result.
+    let session = keel_testkit::connect_cql().await?;
+    for table in ["handler_streams", "handler_results", "handler_watermarks"] {
+        session
+            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.cql.keyspace), &[])
+            .await?;
+    }
+    harness.restart()?;
+    harness.send(&command).await?;
+    let results = harness.results(3).await?;
+    assert_eq!(
+        results[2], original,
+        "the sender's retry still gets the original result"
+    );
+    assert_eq!(harness.events(1).await?.len(), 1, "and one event only");
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_expected_version_is_a_conflict_with_the_current_version() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
     harness.send(&agent_command("acme", "c-1", register("c-1"))).await?;

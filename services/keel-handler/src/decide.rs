@@ -4,7 +4,8 @@
 //! authenticates the credential, authorises by policy, checks the expected version and runs
 //! the domain's `handle`, isolated so that a panicking domain refuses one command instead
 //! of stopping the partition. Deduplication of command ids happens before (it needs the
-//! stored results) and sealing and chaining after.
+//! stored results; a duplicate is answered only once its credential authenticates, see
+//! [`Gatekeeper::authenticate`]) and sealing and chaining after.
 
 use keel_results::Reason;
 use std::collections::HashMap;
@@ -115,6 +116,21 @@ impl Gatekeeper {
                 Err(rejection) => Decision::Rejected(rejection),
             },
         }
+    }
+
+    /// Whether `incoming`'s credential authenticates its actor and delegation for its
+    /// tenant at `now`: what a duplicate command id must show before it is answered with
+    /// its original result.
+    pub fn authenticate<C>(&self, incoming: &IncomingCommand<C>, now: u64) -> Result<Principal, Rejection> {
+        self.authenticator
+            .authenticate(
+                &incoming.tenant,
+                &incoming.credential,
+                &incoming.actor,
+                &incoming.on_behalf_of,
+                now,
+            )
+            .map_err(Rejection::from)
     }
 
     fn admit<C: DomainCommand>(

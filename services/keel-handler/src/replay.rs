@@ -15,7 +15,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::codec::Codec;
 use crate::memory::{PartitionMemory, StreamEntry};
-use crate::worker::{WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record, record_from_entry};
+use crate::worker::{
+    DELIVERY_SCOPE, RESULT_SCOPE_HEADER, WATERMARK_CONSUMER, Worker, WorkerError, entry_from_record, record_from_entry,
+};
 
 /// Gives up on a replay that makes no progress for this long (a broker down, or a
 /// transaction of a fenced instance still open and not yet timed out).
@@ -87,6 +89,9 @@ where
         let mut last_offset = None;
         while let Some(record) = next_record(&mut reader, &results_topic, partition).await? {
             last_offset = Some(record.offset);
+            if record.delivery_only {
+                continue;
+            }
             let result = match self.codec.decode_result(&record.value) {
                 Ok(result) => result,
                 Err(error) => {
@@ -222,6 +227,9 @@ pub(crate) struct LogRecord {
     offset: i64,
     key: Option<Vec<u8>>,
     value: Vec<u8>,
+    /// A result that answered one delivery only (`keel-result-scope: delivery`), not the
+    /// command id: nothing to learn from it.
+    delivery_only: bool,
 }
 
 /// The tenant and stream a record's key names (`tenant/stream`), when both are ids and the
@@ -263,6 +271,8 @@ async fn next_record(
                     offset: message.offset(),
                     key: message.key().map(<[u8]>::to_vec),
                     value: message.payload().unwrap_or_default().to_vec(),
+                    delivery_only: keel_kafka::headers::value_of(message.headers(), RESULT_SCOPE_HEADER)
+                        .is_some_and(|value| value == DELIVERY_SCOPE.as_bytes()),
                 }));
             }
         }

@@ -45,6 +45,12 @@ pub(crate) use self::plan::Planner;
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The consumer name under which watermarks are stored.
 pub(crate) const WATERMARK_CONSUMER: &str = "keel-handler";
+/// The header of a result that answers one delivery of a command id and is not its result
+/// (a duplicate whose credential did not authenticate): replay does not learn it, so the
+/// original stays the answer.
+pub(crate) const RESULT_SCOPE_HEADER: &str = "keel-result-scope";
+/// [`RESULT_SCOPE_HEADER`]'s value for such a result.
+pub(crate) const DELIVERY_SCOPE: &str = "delivery";
 /// The most bytes of a stream's stored state snapshot (a large cell is slow in ScyllaDB,
 /// and a mutation over half the commit-log segment is refused).
 pub(crate) const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024;

@@ -50,6 +50,10 @@ pub(crate) struct Planned {
     pub(crate) dlq: Option<(Vec<u8>, OwnedHeaders)>,
     /// The trace context for what this command writes (W3C `traceparent`).
     pub(crate) trace: TraceHeaders,
+    /// Whether `result` is the command id's answer, remembered for deduplication (stored,
+    /// replayed, repeated to a later duplicate); `false` for the refusal of one delivery
+    /// whose credential did not authenticate, which must not replace the original.
+    pub(crate) remember: bool,
 }
 
 /// Decides a batch's commands: what deciding needs, and nothing of Kafka or CQL.
@@ -163,6 +167,7 @@ where
                     events: Vec::new(),
                     dlq: Some(self.dead_letter(raw, &rejection, (*partition, *offset), error.command_id, trace)),
                     trace: trace.clone(),
+                    remember: true,
                 });
             }
             Item::Command {
@@ -254,6 +259,7 @@ where
             events,
             dlq: None,
             trace: TraceHeaders::default(),
+            remember: true,
         };
 
         // A quarantined command is refused with why, before anything else reads it.
@@ -274,6 +280,18 @@ where
                     .and_then(|memory| memory.results.get(&result_key))
             });
         if let Some(original) = original {
+            // Only a sender who authenticates for the tenant learns the original result (its
+            // actor, versions, positions); anyone else is refused for this delivery alone.
+            let now = u64::try_from((known.clock)() / 1_000_000).unwrap_or_default();
+            if let Err(rejection) = self.gatekeeper.authenticate(incoming, now) {
+                tracing::info!(reason = %rejection.reason, "a duplicate command id with a credential that does not authenticate; refused");
+                metrics::counter!("keel_handler_commands_total", "outcome" => "rejected", "reason" => rejection.reason.clone())
+                    .increment(1);
+                return Ok(Planned {
+                    remember: false,
+                    ..planned(result_of(rejected(&rejection)), Vec::new())
+                });
+            }
             tracing::info!("command id already handled; answering with its original result");
             metrics::counter!("keel_handler_duplicates_total").increment(1);
             return Ok(planned(original.clone(), Vec::new()));

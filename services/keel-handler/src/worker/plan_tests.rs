@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use ed25519_dalek::SigningKey;
 use keel_codec::EventCodec;
 use keel_crypto::{InMemoryKeyVault, InMemoryKms, KeyRing, RotationPolicy};
 use keel_customer_support::{Customer, CustomerState, SupportCommand};
@@ -20,7 +21,7 @@ use crate::codec::{DecodedCommand, Undecodable};
 use crate::decide::Rejection;
 use crate::faults::Quarantine;
 use crate::memory::PartitionMemory;
-use crate::test_support::{NOW, gatekeeper, incoming};
+use crate::test_support::{NOW, credential, gatekeeper, incoming};
 
 const PARTITIONS: i32 = 4;
 const COMMANDS_TOPIC: &str = "keel.commands";
@@ -280,6 +281,67 @@ async fn a_command_id_already_committed_gets_its_original_result_and_no_events()
     assert_eq!(planned[0].result.as_ref(), Some(&original));
     assert!(planned[0].events.is_empty());
     assert!(planned[0].dlq.is_none());
+}
+
+/// `command` sent again with a credential signed by a key the tenant does not trust.
+fn forged(command: &DecodedCommand<SupportCommand>) -> DecodedCommand<SupportCommand> {
+    let mut forged = command.clone();
+    forged.incoming.credential = credential(&SigningKey::from_bytes(&[9; 32]));
+    forged
+}
+
+#[tokio::test]
+async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_of_the_original() {
+    let command = refund("r-1", None);
+    let original = CommandResult {
+        command_id: command.incoming.command_id,
+        tenant: Some("acme".into()),
+        stream: Some("c-1".into()),
+        correlation_id: Some(command.correlation_id),
+        command_type: Some(command.command_type.clone()),
+        actor: Some(command.incoming.actor.clone()),
+        on_behalf_of: command.incoming.on_behalf_of.clone(),
+        outcome: Outcome::Accepted {
+            event_ids: vec![Uuid::new_v4()],
+            versions: vec![7],
+            position: Some(LogPosition {
+                partition: home(),
+                offset: 42,
+            }),
+        },
+    };
+    let mut committed = Memory::new();
+    committed
+        .entry(home())
+        .or_default()
+        .results
+        .insert(("acme".into(), command.incoming.command_id), original.clone());
+    let items = [item(10, &forged(&command))];
+    let (planned, scratch) = plan_batch(&planner(), &committed, &Quarantine::default(), &items).await;
+
+    assert_eq!(refusal(&planned[0]).0, "credential_invalid");
+    assert!(!planned[0].remember, "the refusal must not replace the original result");
+    assert!(planned[0].events.is_empty());
+    assert!(
+        scratch.values().all(|memory| memory.results.is_empty()),
+        "nothing is remembered for the command id"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_duplicate_in_the_batch_of_its_original_is_refused_and_the_original_stays() {
+    let command = register(None);
+    let items = [item(10, &command), item(11, &forged(&command))];
+    let (planned, scratch) = plan_batch(&planner(), &Memory::new(), &Quarantine::default(), &items).await;
+
+    assert_eq!(versions(&planned[0]), [1]);
+    assert!(planned[0].remember);
+    assert_eq!(refusal(&planned[1]).0, "credential_invalid");
+    assert!(!planned[1].remember);
+    let remembered = scratch
+        .get(&home())
+        .and_then(|memory| memory.results.get(&("acme".to_owned(), command.incoming.command_id)));
+    assert_eq!(remembered, planned[0].result.as_ref());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::commit::{TxnError, delivered};
 use super::plan::Planned;
-use super::{WATERMARK_CONSUMER, Worker, record_from_entry};
+use super::{DELIVERY_SCOPE, RESULT_SCOPE_HEADER, WATERMARK_CONSUMER, Worker, record_from_entry};
 use crate::codec::Codec;
 use crate::memory::PartitionMemory;
 use keel_results::{CommandResult, LogPosition, Outcome};
@@ -103,16 +103,26 @@ where
                     plan.tenant.clone(),
                     plan.stream.clone(),
                     result.clone(),
+                    plan.remember,
                 ));
-                result_traces.push(plan.trace.add_to(OwnedHeaders::new()));
+                let headers = match plan.remember {
+                    true => OwnedHeaders::new(),
+                    false => OwnedHeaders::new().insert(Header {
+                        key: RESULT_SCOPE_HEADER,
+                        value: Some(DELIVERY_SCOPE),
+                    }),
+                };
+                result_traces.push(plan.trace.add_to(headers));
             }
         }
 
         // Now that positions are known, remember the final results; a command id seen twice
         // in this batch answers the second time with the first's final result.
         let mut finals: HashMap<(String, Uuid), CommandResult> = HashMap::new();
-        for (partition, _, tenant, _, result) in &mut results {
-            let Some(tenant) = tenant else { continue };
+        for (partition, _, tenant, _, result, remember) in &mut results {
+            let Some(tenant) = tenant.as_ref().filter(|_| *remember) else {
+                continue;
+            };
             let key = (tenant.clone(), result.command_id);
             match finals.get(&key) {
                 Some(first) => *result = first.clone(),
@@ -129,7 +139,7 @@ where
 
         // Phase 2: results and dead letters.
         let mut encoded = Vec::with_capacity(results.len());
-        for ((partition, _, tenant, stream, result), headers) in results.iter().zip(result_traces) {
+        for ((partition, _, tenant, stream, result, _), headers) in results.iter().zip(result_traces) {
             let bytes = self
                 .codec
                 .encode_result(result)
@@ -171,9 +181,11 @@ where
                 .collect(),
         )?;
         let mut last_result_offset: BTreeMap<i32, i64> = BTreeMap::new();
-        for ((partition, command_offset, tenant, _, result), delivery) in results.iter().zip(result_deliveries) {
+        for ((partition, command_offset, tenant, _, result, remember), delivery) in
+            results.iter().zip(result_deliveries)
+        {
             last_result_offset.insert(*partition, delivery.offset);
-            if let Some(tenant) = tenant {
+            if let Some(tenant) = tenant.as_ref().filter(|_| *remember) {
                 let bytes = self
                     .codec
                     .encode_result(result)
