@@ -143,6 +143,7 @@ fn the_front_desk_rule_lets_people_with_its_scope_issue_and_return_badges() -> T
     let policy = Policy {
         id: "acme/dev-v1".into(),
         rules: vec![rule],
+        reads: Vec::new(),
     };
     let principal = |kind, scopes: &[&str]| Principal {
         tenant: "acme".into(),

@@ -24,6 +24,6 @@ mod tests;
 
 pub use actor::{Actor, ActorKind, Principal};
 pub use error::AuthError;
-pub use policy::{Authorization, Policy, PolicyRule};
+pub use policy::{Authorization, Policy, PolicyRule, ReadAuthorization, ReadRule};
 pub use tenants::{TenantConfig, TenantsFile};
 pub use token::{Authenticator, Claims, KeyAlgorithm, TenantAuth, TenantKey, TokenIssuer};

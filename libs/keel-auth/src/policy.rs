@@ -1,4 +1,5 @@
-//! Policies: which actors may issue which command types, within which limits.
+//! Policies: which actors may issue which command types, within which limits, and which
+//! may see which personal fields in clear when they read.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,40 @@ pub struct Policy {
     pub id: String,
     /// Allow rules.
     pub rules: Vec<PolicyRule>,
+    /// Read rules: who sees which personal fields in clear. A field no rule opens to the
+    /// reader is answered redacted; with no read rules nobody sees personal fields.
+    #[serde(default)]
+    pub reads: Vec<ReadRule>,
+}
+
+/// One read rule: actors of these kinds, holding the scope, see these personal fields in
+/// clear, for the stated purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRule {
+    /// The rule's id, recorded in the access log with every read it allows.
+    pub id: String,
+    /// Actor kinds the rule applies to.
+    pub actor_kinds: Vec<ActorKind>,
+    /// A scope the credential must grant, if any.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Personal fields it opens, by their name in the event (`email`, `beneficiary_name`);
+    /// `"*"` opens every one.
+    pub fields: Vec<String>,
+    /// The purpose the reader must state (the query API's `Keel-Purpose` header), if any.
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+/// Why a personal field was shown in clear: recorded in the access log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadAuthorization {
+    /// The policy's id.
+    pub policy: String,
+    /// The read rule that allowed it.
+    pub rule: String,
 }
 
 /// One allow rule.
@@ -71,7 +106,33 @@ impl PolicyRule {
     }
 }
 
+impl ReadRule {
+    fn opens(&self, principal: &Principal, field: &str, purpose: Option<&str>) -> bool {
+        self.actor_kinds.contains(&principal.actor.kind)
+            && self.scope.as_ref().is_none_or(|scope| principal.scopes.contains(scope))
+            && self.fields.iter().any(|allowed| allowed == "*" || allowed == field)
+            && self.purpose.as_deref().is_none_or(|required| purpose == Some(required))
+    }
+}
+
 impl Policy {
+    /// The first read rule that shows `field` in clear to `principal` reading for `purpose`;
+    /// `None`: the field is answered redacted.
+    pub fn authorize_read(
+        &self,
+        principal: &Principal,
+        field: &str,
+        purpose: Option<&str>,
+    ) -> Option<ReadAuthorization> {
+        self.reads
+            .iter()
+            .find(|rule| rule.opens(principal, field, purpose))
+            .map(|rule| ReadAuthorization {
+                policy: self.id.clone(),
+                rule: rule.id.clone(),
+            })
+    }
+
     /// Allows `command` for `principal` by the first rule that applies and whose limits hold.
     /// If rules apply but each limit is exceeded, the refusal says which limit.
     pub fn authorize(&self, principal: &Principal, command: &impl DomainCommand) -> Result<Authorization, AuthError> {

@@ -9,8 +9,8 @@ use keel_customer_support::SupportCommand;
 use proptest::prelude::*;
 
 use crate::{
-    Actor, ActorKind, AuthError, Authenticator, Authorization, Claims, Policy, PolicyRule, Principal, TenantAuth,
-    TenantKey, TokenIssuer,
+    Actor, ActorKind, AuthError, Authenticator, Authorization, Claims, Policy, PolicyRule, Principal, ReadRule,
+    TenantAuth, TenantKey, TokenIssuer,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -204,7 +204,73 @@ fn support_policy() -> Policy {
                 limits: BTreeMap::new(),
             },
         ],
+        reads: vec![
+            ReadRule {
+                id: "agent-contact".into(),
+                actor_kinds: vec![ActorKind::Agent],
+                scope: Some("support:agent".into()),
+                fields: vec!["name".into(), "email".into()],
+                purpose: None,
+            },
+            ReadRule {
+                id: "supervisor-casework".into(),
+                actor_kinds: vec![ActorKind::Human],
+                scope: Some("support:supervisor".into()),
+                fields: vec!["*".into()],
+                purpose: Some("casework".into()),
+            },
+        ],
     }
+}
+
+#[test]
+fn a_read_rule_opens_its_fields_to_its_actors_with_its_scope_and_purpose() {
+    let policy = support_policy();
+    let bot = principal(agent(), &["support:agent"]);
+    let rule = |principal: &Principal, field: &str, purpose: Option<&str>| {
+        policy
+            .authorize_read(principal, field, purpose)
+            .map(|allowed| allowed.rule)
+    };
+    assert_eq!(rule(&bot, "email", None).as_deref(), Some("agent-contact"));
+    assert_eq!(rule(&bot, "address", None), None, "a field the rule does not name");
+    assert_eq!(rule(&principal(agent(), &[]), "email", None), None, "no scope");
+    let supervisor = principal(supervisor(), &["support:supervisor"]);
+    assert_eq!(rule(&supervisor, "address", None), None, "no purpose stated");
+    assert_eq!(rule(&supervisor, "address", Some("marketing")), None, "another purpose");
+    assert_eq!(
+        rule(&supervisor, "address", Some("casework")).as_deref(),
+        Some("supervisor-casework")
+    );
+    let unnamed = Principal {
+        tenant: "acme".into(),
+        actor: Actor {
+            kind: ActorKind::Service,
+            id: "scraper".into(),
+        },
+        on_behalf_of: vec![],
+        scopes: vec![],
+    };
+    assert_eq!(
+        rule(&unnamed, "name", None),
+        None,
+        "an actor no rule names sees nothing"
+    );
+}
+
+#[test]
+fn a_policy_without_read_rules_reads_as_one_that_opens_nothing() -> Result<(), serde_json::Error> {
+    let policy: Policy = serde_json::from_str(r#"{"id": "acme/v0", "rules": []}"#)?;
+    assert!(policy.reads.is_empty());
+    assert_eq!(
+        policy.authorize_read(
+            &principal(supervisor(), &["support:supervisor"]),
+            "name",
+            Some("casework")
+        ),
+        None
+    );
+    Ok(())
 }
 
 fn principal(actor: Actor, scopes: &[&str]) -> Principal {

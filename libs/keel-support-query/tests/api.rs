@@ -201,13 +201,15 @@ async fn read_your_writes_waits_then_fails_or_answers_stale_as_asked() -> TestRe
 }
 
 /// Every route the router serves for the support domain, with its method.
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 17] = [
     ("get", "/v1/tenants/{tenant}/projections/{projection}/freshness"),
     ("get", "/v1/tenants/{tenant}/streams/{stream}/audit"),
     ("get", "/v1/tenants/{tenant}/actors/{kind}/{id}/activity"),
     ("get", "/v1/tenants/{tenant}/streams/{stream}/verify"),
     ("get", "/v1/tenants/{tenant}/streams/{stream}/state"),
     ("get", "/v1/tenants/{tenant}/erasures/{subject}"),
+    ("get", "/v1/tenants/{tenant}/access/subjects/{subject}"),
+    ("get", "/v1/tenants/{tenant}/access/actors/{kind}/{id}"),
     ("get", "/v1/tenants/{tenant}/customers/{customer}"),
     ("get", "/v1/tenants/{tenant}/customers/{customer}/subscriptions"),
     ("get", "/v1/tenants/{tenant}/customers/{customer}/refunds"),

@@ -10,14 +10,18 @@
 //! The same writes count the events that reference each data subject
 //! ([`subject_event_count`]), which an erasure reports.
 //!
+//! [`AccessLog`] records who saw whose personal data in clear (the query API writes it).
+//!
 //! [`StreamLog`] keeps every stream's events as the log holds them (payload sealed) and the
 //! subjects whose erasure was projected: what chain verification, a stream's state as of a
 //! version or a time, and the opening of personal fields need, whatever the domain.
 
+mod access;
 mod envelope;
 mod log;
 mod subjects;
 
+pub use access::{ACCESS_SCHEMA, Access, AccessLog, day_of};
 pub use envelope::EventMeta;
 pub use log::{LOG_SCHEMA, STREAM_EVENTS, StoredEvent, StreamLog};
 pub use subjects::subject_event_count;

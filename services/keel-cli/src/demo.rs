@@ -43,6 +43,9 @@ pub struct DemoArgs {
     pub run: Option<String>,
 }
 
+/// The purpose the demo's reads state (`Keel-Purpose`), recorded in the access log.
+const PURPOSE: &str = "customer-support";
+
 /// What a step found, to be shown and checked.
 type StepResult<T = ()> = anyhow::Result<T>;
 
@@ -52,6 +55,10 @@ struct Credentials {
     agent: String,
     supervisor: String,
     dpo: String,
+    /// The data-protection officer reading the access log (`keel:privacy`).
+    privacy: String,
+    /// A reporting job: a valid credential of the tenant that no read rule names.
+    reporter: String,
 }
 
 impl Credentials {
@@ -81,6 +88,22 @@ impl Credentials {
                 Vec::new(),
                 keel_erasure::ADMIN_SCOPE,
             )?,
+            privacy: token(
+                Actor {
+                    kind: ActorKind::Human,
+                    id: "dpo".into(),
+                },
+                Vec::new(),
+                "keel:privacy",
+            )?,
+            reporter: token(
+                Actor {
+                    kind: ActorKind::Service,
+                    id: "weekly-report".into(),
+                },
+                Vec::new(),
+                "reports:read",
+            )?,
         })
     }
 }
@@ -106,11 +129,14 @@ fn accepted(result: &CommandResult) -> StepResult<(LogPosition, Vec<Uuid>)> {
 }
 
 /// A personal field of a query API answer (`{"value": …}` or `{"erased": true}`, schema
-/// `Personal` in its OpenAPI document) as text: its value, or `<erased>`.
+/// `Personal` in its OpenAPI document) as text: its value, `<erased>` or `<redacted>`.
 pub fn personal(value: &Value, field: &str) -> String {
     let field = &value[field];
     if field["erased"] == true {
         return "<erased>".into();
+    }
+    if field["redacted"] == true {
+        return "<redacted>".into();
     }
     field["value"].as_str().unwrap_or("<missing>").to_owned()
 }
@@ -205,6 +231,8 @@ impl Demo {
                 .http
                 .get(&url)
                 .bearer_auth(token)
+                // The purpose this client reads for: recorded with every personal field shown.
+                .header("keel-purpose", PURPOSE)
                 .send()
                 .await
                 .with_context(|| format!("GET {url} (is keel-query running?)"))?;
@@ -401,6 +429,47 @@ async fn scenario(
         .map(|partitions| partitions.values().filter_map(|p| p["lag_events"].as_i64()).sum())
         .unwrap_or(0);
     println!("    freshness: {lag} events not yet applied across partitions");
+
+    demo.begin("Personal data is shown by read rule and every field shown is recorded");
+    println!("    the agent (rule support-agent-reads), then a weekly-report service that no read rule names:");
+    show_customer(demo, "acme", ada, &acme.agent, Some(last)).await?;
+    let redacted = show_customer(demo, "acme", ada, &acme.reporter, Some(last)).await?;
+    anyhow::ensure!(
+        personal(&redacted, "name") == "<redacted>",
+        "a reporting job no read rule names read Ada's name: {redacted}"
+    );
+    println!(
+        "    (the weekly-report service above: no read rule names it; the agent's read above: rule support-agent-reads)"
+    );
+    let body = demo
+        .get(
+            &format!("/v1/tenants/acme/access/subjects/{ada}?limit=3"),
+            &acme.privacy,
+            None,
+        )
+        .await?;
+    let entries = body["data"].as_array().context("the access log is not a list")?;
+    for entry in entries {
+        println!(
+            "    access log: {} for {} saw {}'s {} in {} (purpose {}, rule {})",
+            actor_text(&entry["actor"]),
+            entry["on_behalf_of"]
+                .as_array()
+                .map(|chain| chain.iter().map(actor_text).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            entry["subject"].as_str().unwrap_or("?"),
+            entry["field"].as_str().unwrap_or("?"),
+            entry["stream"].as_str().unwrap_or("?"),
+            entry["purpose"].as_str().unwrap_or("-"),
+            entry["authorization"]["rule"].as_str().unwrap_or("?"),
+        );
+    }
+    anyhow::ensure!(
+        entries
+            .iter()
+            .any(|entry| entry["purpose"] == PURPOSE && entry["authorization"]["rule"] == "support-agent-reads"),
+        "the agent's read of Ada is not in the access log: {body}"
+    );
 
     demo.begin("The audit trail: who did what, on whose behalf, in what order, and the chain verifies");
     let body = demo

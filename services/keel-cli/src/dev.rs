@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use keel_auth::{
-    Actor, ActorKind, Claims, Policy, PolicyRule, TenantAuth, TenantConfig, TenantKey, TenantsFile, TokenIssuer,
+    Actor, ActorKind, Claims, Policy, PolicyRule, ReadRule, TenantAuth, TenantConfig, TenantKey, TenantsFile,
+    TokenIssuer,
 };
 
 /// The development tenants.
@@ -55,6 +56,11 @@ fn issuer(tenant: &str) -> String {
 /// with `approvals:approver` sets desk policies, approves, denies and reverts. A human
 /// data-protection officer holding `keel:admin` may erase data subjects (the admin service
 /// takes no other credential).
+///
+/// Reads: each of those roles sees its domain's personal fields in clear, except that an
+/// approvals agent sees a beneficiary's name but not their account; any other credential
+/// (one without these scopes) gets every personal field redacted. Reading the access log
+/// takes `keel:privacy`, which no rule needs: it is checked on the credential.
 pub fn support_policy(tenant: &str) -> Policy {
     let agent = [
         "RegisterCustomer",
@@ -105,6 +111,28 @@ pub fn support_policy(tenant: &str) -> Policy {
                 limits: BTreeMap::new(),
             },
         ],
+        reads: vec![
+            read_rule("support-agent-reads", ActorKind::Agent, "support:agent", &["*"]),
+            read_rule("supervisor-reads", ActorKind::Human, "support:supervisor", &["*"]),
+            read_rule("approver-reads", ActorKind::Human, "approvals:approver", &["*"]),
+            // An agent proposing a payout sees whom it pays, not their account.
+            read_rule(
+                "approvals-agent-reads",
+                ActorKind::Agent,
+                "approvals:agent",
+                &["beneficiary_name"],
+            ),
+        ],
+    }
+}
+
+fn read_rule(id: &str, kind: ActorKind, scope: &str, fields: &[&str]) -> ReadRule {
+    ReadRule {
+        id: id.into(),
+        actor_kinds: vec![kind],
+        scope: Some(scope.into()),
+        fields: fields.iter().map(|field| (*field).to_owned()).collect(),
+        purpose: None,
     }
 }
 

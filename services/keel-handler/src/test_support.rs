@@ -52,6 +52,7 @@ pub(crate) fn gatekeeper() -> Gatekeeper {
             commands: vec!["*".into()],
             limits: BTreeMap::from([("amount_cents".to_owned(), 5_000)]),
         }],
+        reads: Vec::new(),
     };
     let authenticator = Authenticator::new(&tenants).expect("valid keys");
     Gatekeeper::new(authenticator, HashMap::from([("acme".to_owned(), policy)]))

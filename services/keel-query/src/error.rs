@@ -147,6 +147,15 @@ pub struct ReadErrors;
 /// 503), for its `#[utoipa::path(responses(...))]`.
 pub struct LookupErrors;
 
+/// The error answers of a route that needs a scope besides the tenant's credential (the
+/// access log's `keel:privacy`): [`LookupErrors`] and 403.
+pub struct ScopedErrors;
+
+const FORBIDDEN: (&str, &str) = (
+    "403",
+    "The credential verifies but lacks the scope this route needs (code forbidden).",
+);
+
 const BAD_REQUEST: (&str, &str) = ("400", "A malformed parameter or id (codes bad_parameter, invalid_id).");
 const UNAUTHORIZED: (&str, &str) = (
     "401",
@@ -190,6 +199,12 @@ impl IntoResponses for ReadErrors {
 impl IntoResponses for LookupErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
         error_responses(&[BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, INTERNAL])
+    }
+}
+
+impl IntoResponses for ScopedErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        error_responses(&[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, INTERNAL])
     }
 }
 

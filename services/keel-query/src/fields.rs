@@ -1,6 +1,7 @@
 //! Personal fields on read: stored sealed (a projection copies the event's ciphertext), opened
 //! here per request with the subject's key. A field whose subject was erased answers
-//! `{"erased": true, "value": null}`: an explicit marker, never an error or garbage. Every
+//! `{"erased": true, "value": null}`, one the reader may not see (`crate::reads`)
+//! `{"redacted": true, "value": null}`: explicit markers, never an error or garbage. Every
 //! other failure to open (a tampered ciphertext, an unreachable vault) is an error, not a
 //! guess.
 
@@ -17,14 +18,28 @@ use serde::Serialize;
 use crate::ApiError;
 
 /// A personal field, sealed at rest and opened on read with the data subject's key: its
-/// value, or once the subject is erased the marker `{"erased": true, "value": null}`.
+/// value; `{"erased": true, "value": null}` once the subject is erased; or
+/// `{"redacted": true, "value": null}` when no read rule of the tenant shows it to the reader.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Personal {
     /// True once the data subject was erased: the value is gone for good.
     pub erased: bool,
-    /// The value while the subject's key exists; null once erased.
+    /// True when the tenant's read policy does not show this field to this reader.
+    pub redacted: bool,
+    /// The value while the subject's key exists and the reader may see it; null otherwise.
     #[schema(required = true)]
     pub value: Option<serde_json::Value>,
+}
+
+impl Personal {
+    /// The marker of a field the reader may not see.
+    pub fn redacted() -> Self {
+        Self {
+            erased: false,
+            redacted: true,
+            value: None,
+        }
+    }
 }
 
 /// Opens stored personal fields: the domain's codec, and the subjects seen erased.
@@ -77,9 +92,10 @@ impl Fields {
     ) -> Result<Option<Personal>, ApiError> {
         let Some(field) = field else { return Ok(None) };
         if self.erased(log, tenant, &field.subject_id).await? {
-            metrics::counter!("keel_query_personal_fields_total", "erased" => "true").increment(1);
+            metrics::counter!("keel_query_personal_fields_total", "shown" => "erased").increment(1);
             return Ok(Some(Personal {
                 erased: true,
+                redacted: false,
                 value: None,
             }));
         }
@@ -95,9 +111,11 @@ impl Fields {
             .open_field(origin, &field.sealed())
             .await
             .map_err(ApiError::internal)?;
-        metrics::counter!("keel_query_personal_fields_total", "erased" => value.is_none().to_string()).increment(1);
+        let shown = if value.is_none() { "erased" } else { "clear" };
+        metrics::counter!("keel_query_personal_fields_total", "shown" => shown).increment(1);
         Ok(Some(Personal {
             erased: value.is_none(),
+            redacted: false,
             value,
         }))
     }

@@ -18,10 +18,12 @@
 //! freshness, chain verification, a stream's state as of a version or a time (folded by the
 //! domain's aggregate) and erasure certificates.
 
+pub mod access;
 mod error;
 mod fields;
 pub mod fresh;
 mod openapi;
+pub mod reads;
 pub mod streams;
 
 use std::future::Future;
@@ -47,10 +49,11 @@ use keel_vault_cql::ServiceKeyRing;
 use scylla::client::session::Session;
 use serde::de::DeserializeOwned;
 
-pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, LookupErrors, ReadErrors};
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, LookupErrors, ReadErrors, ScopedErrors};
 pub use fields::{Fields, Personal};
 use fresh::{Consistency, Fresh, wait_for};
 pub use openapi::{BEARER, OPS_TAG, RUNTIME_TAG, openapi};
+pub use reads::{PRIVACY_SCOPE, PURPOSE_HEADER, ReadPolicy, Reader};
 
 /// The read models the runtime keeps for every domain, as checkpoints name them.
 pub const RUNTIME_PROJECTIONS: [&str; 3] = [keel_trails::AUDIT, keel_trails::ACTIVITY, keel_trails::STREAM_EVENTS];
@@ -196,6 +199,9 @@ pub struct AppState<C, D> {
     pub max_wait: Duration,
     /// Erasure certificates, kept by the admin service in the control keyspace.
     pub erasures: Option<ErasureStore>,
+    /// Who sees which personal fields, and the access log; without it every personal field
+    /// is redacted.
+    pub reads: Option<ReadPolicy>,
 }
 
 impl<C, D> AppState<C, D> {
@@ -212,6 +218,22 @@ impl<C, D> AppState<C, D> {
             projections,
             max_wait,
             erasures: None,
+            reads: None,
+        }
+    }
+
+    /// Shows personal fields as `reads` allows, recording each in its access log.
+    #[must_use]
+    pub fn with_read_policy(mut self, reads: ReadPolicy) -> Self {
+        self.reads = Some(reads);
+        self
+    }
+
+    /// The reader of a request whose credential verified as `principal`.
+    pub fn reader(&self, principal: Principal, headers: &HeaderMap) -> Result<Reader, ApiError> {
+        match &self.reads {
+            Some(reads) => reads.reader(principal, headers),
+            None => Reader::without_policy(principal, headers),
         }
     }
 
@@ -260,9 +282,10 @@ impl<C: Checkpoints, D> AppState<C, D> {
         projection: &str,
         consistency: &Consistency,
     ) -> Result<Reading<C, D>, ApiError> {
-        self.principal(tenant, headers)?;
+        let principal = self.principal(tenant, headers)?;
         path_id(name, id)?;
-        self.read(projection, consistency).await
+        let reader = self.reader(principal, headers)?;
+        self.read(projection, consistency, reader).await
     }
 
     /// [`Self::begin`] for a route over the whole tenant, with no path id of its own (a
@@ -275,12 +298,18 @@ impl<C: Checkpoints, D> AppState<C, D> {
         consistency: &Consistency,
     ) -> Result<Reading<C, D>, ApiError> {
         path_id("tenant", tenant)?;
-        self.principal(tenant, headers)?;
-        self.read(projection, consistency).await
+        let principal = self.principal(tenant, headers)?;
+        let reader = self.reader(principal, headers)?;
+        self.read(projection, consistency, reader).await
     }
 
     /// The serving read models once `projection` is as fresh as `consistency` asks.
-    async fn read(&self, projection: &str, consistency: &Consistency) -> Result<Reading<C, D>, ApiError> {
+    async fn read(
+        &self,
+        projection: &str,
+        consistency: &Consistency,
+        reader: Reader,
+    ) -> Result<Reading<C, D>, ApiError> {
         let started = Instant::now();
         let models = self.models();
         let (freshness, stale) = wait_for(&models.checkpoints, projection, consistency, self.max_wait).await?;
@@ -288,6 +317,7 @@ impl<C: Checkpoints, D> AppState<C, D> {
             models,
             freshness,
             stale,
+            reader,
             started,
         })
     }
@@ -301,6 +331,8 @@ pub struct Reading<C, D> {
     pub freshness: Freshness,
     /// Whether the client accepted an answer staler than it asked.
     pub stale: bool,
+    /// Who reads, for what, under which read rules.
+    pub reader: Reader,
     started: Instant,
 }
 
@@ -310,15 +342,46 @@ impl<C, D> Reading<C, D> {
         &self.models.domain
     }
 
-    /// Opens a stored personal field of `tenant`'s `stream`: its value, the erased marker
-    /// once its subject is erased, or `None` when nothing is stored.
+    /// Opens a stored personal field of `tenant`'s `stream` for this reader: its value when
+    /// a read rule of the tenant's policy shows it to the reader (recorded in the access log
+    /// first), the redacted marker when none does, the erased marker once its subject is
+    /// erased, or `None` when nothing is stored.
     pub async fn open(
         &self,
         tenant: &str,
         stream: &str,
         field: Option<&StoredField>,
     ) -> Result<Option<Personal>, ApiError> {
-        self.models.fields.open(&self.models.log, tenant, stream, field).await
+        let Some(field) = field else { return Ok(None) };
+        let (Some(authorization), Some(access)) = (self.reader.may_see(&field.path), &self.reader.access) else {
+            metrics::counter!("keel_query_personal_fields_total", "shown" => "redacted").increment(1);
+            return Ok(Some(Personal::redacted()));
+        };
+        let Some(opened) = self
+            .models
+            .fields
+            .open(&self.models.log, tenant, stream, Some(field))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !opened.erased {
+            let principal = &self.reader.principal;
+            let record = keel_trails::Access {
+                at_micros: keel_service::now_micros(),
+                access_id: uuid::Uuid::new_v4(),
+                actor: principal.actor.clone(),
+                on_behalf_of: principal.on_behalf_of.clone(),
+                subject: field.subject_id.clone(),
+                stream: stream.to_owned(),
+                field: field.path.clone(),
+                purpose: self.reader.purpose.clone(),
+                authorization,
+            };
+            // Nothing is shown that is not recorded.
+            access.record(tenant, &record).await.map_err(ApiError::internal)?;
+        }
+        Ok(Some(opened))
     }
 
     /// The answer: `data` with its freshness; the route's latency is recorded as `route`.
@@ -397,6 +460,14 @@ pub fn router<C: Checkpoints, D: ReadSide>(state: Arc<AppState<C, D>>) -> Router
         .route(
             "/v1/tenants/{tenant}/streams/{stream}/state",
             get(streams::state_as_of::<C, D>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/access/subjects/{subject}",
+            get(access::of_subject::<C, D>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/access/actors/{kind}/{id}",
+            get(access::of_actor::<C, D>),
         )
         .route(
             "/v1/tenants/{tenant}/erasures/{subject}",
@@ -487,6 +558,11 @@ pub async fn run<D: ReadSide>(
     let keys = Arc::new(keel_vault_cql::service_key_ring(&config.keys, &config.cql.nodes, Arc::clone(&control)).await?);
     let generations = Generations::new(Arc::clone(&control), &config.cql.keyspace).await?;
     let erasures = ErasureStore::new(Arc::clone(&control)).await?;
+    // The access log lives in the control keyspace: no rebuild of the projections drops it.
+    let reads = ReadPolicy::new(
+        tenants.policies(),
+        keel_trails::AccessLog::new(Arc::clone(&control)).await?,
+    );
     let serving = generations.serving().await?;
     let session = if serving == config.cql.keyspace {
         control
@@ -510,7 +586,8 @@ pub async fn run<D: ReadSide>(
             projections,
             Duration::from_millis(config.max_wait_ms),
         )
-        .with_erasures(erasures),
+        .with_erasures(erasures)
+        .with_read_policy(reads),
     );
     tokio::spawn(follow_generations(
         Arc::clone(&state),

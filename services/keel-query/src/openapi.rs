@@ -49,6 +49,8 @@ pub const OPS_TAG: &str = "ops";
         streams::verify,
         streams::state_as_of,
         streams::certificate,
+        crate::access::of_subject,
+        crate::access::of_actor,
         openapi_json,
     ),
     components(schemas(ErrorBody, ErrorCode)),

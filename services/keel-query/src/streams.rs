@@ -52,11 +52,13 @@ pub(crate) async fn freshness<C: Checkpoints, D: ReadSide>(
     Params(consistency): Params<Consistency>,
     headers: HeaderMap,
 ) -> Result<Json<Fresh<ProjectionFreshness>>, ApiError> {
-    state.principal(&tenant, &headers)?;
+    let principal = state.principal(&tenant, &headers)?;
     if !state.projections.contains(&projection) {
         return Err(ApiError::NotFound);
     }
-    let reading = state.read(&projection, &consistency).await?;
+    let reading = state
+        .read(&projection, &consistency, state.reader(principal, &headers)?)
+        .await?;
     Ok(reading.answer("freshness", ProjectionFreshness { projection }))
 }
 
@@ -124,15 +126,11 @@ pub(crate) async fn activity<C: Checkpoints, D: ReadSide>(
     Params(consistency): Params<Consistency>,
     headers: HeaderMap,
 ) -> Result<Json<Fresh<Vec<ActivityEntry>>>, ApiError> {
-    state.principal(&tenant, &headers)?;
-    path_id("actor_id", &id)?;
-    let kind: ActorKind =
-        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| ApiError::BadParameter {
-            name: "actor_kind",
-            reason: "expected human, agent, service or system".into(),
-        })?;
-    let reading = state.read(ACTIVITY, &consistency).await?;
-    let actor = Actor { kind, id };
+    let principal = state.principal(&tenant, &headers)?;
+    let actor = actor_of(kind, id)?;
+    let reading = state
+        .read(ACTIVITY, &consistency, state.reader(principal, &headers)?)
+        .await?;
     let entries = reading
         .models
         .trails
@@ -143,6 +141,17 @@ pub(crate) async fn activity<C: Checkpoints, D: ReadSide>(
         return Err(ApiError::NotFound);
     }
     Ok(reading.answer("activity", entries))
+}
+
+/// The actor a path names by kind and id, both checked.
+pub(crate) fn actor_of(kind: String, id: String) -> Result<Actor, ApiError> {
+    path_id("actor_id", &id)?;
+    let kind: ActorKind =
+        serde_json::from_value(serde_json::Value::String(kind)).map_err(|_| ApiError::BadParameter {
+            name: "actor_kind",
+            reason: "expected human, agent, service or system".into(),
+        })?;
+    Ok(Actor { kind, id })
 }
 
 /// `GET /v1/tenants/{tenant}/erasures/{subject}`: the signed certificate of a subject's
@@ -413,7 +422,8 @@ pub(crate) async fn state_as_of<C: Checkpoints, D: ReadSide>(
             .models
             .fields
             .codec()
-            .open_event::<<D::Aggregate as Aggregate>::Event>(envelope)
+            // Decision state holds no personal data: the fields stay sealed.
+            .open_event_payload::<<D::Aggregate as Aggregate>::Event>(envelope)
             .await
             .map_err(ApiError::internal)?;
         let recorded = Recorded {

@@ -21,13 +21,15 @@ use crate::{AppState, ReadErrors};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The runtime's routes and the ops routes, which every domain's document has.
-const RUNTIME_ROUTES: [&str; 10] = [
+const RUNTIME_ROUTES: [&str; 12] = [
     "/v1/tenants/{tenant}/projections/{projection}/freshness",
     "/v1/tenants/{tenant}/streams/{stream}/audit",
     "/v1/tenants/{tenant}/actors/{kind}/{id}/activity",
     "/v1/tenants/{tenant}/streams/{stream}/verify",
     "/v1/tenants/{tenant}/streams/{stream}/state",
     "/v1/tenants/{tenant}/erasures/{subject}",
+    "/v1/tenants/{tenant}/access/subjects/{subject}",
+    "/v1/tenants/{tenant}/access/actors/{kind}/{id}",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -304,7 +306,8 @@ fn every_tenant_route_needs_the_bearer_token_and_answers_errors_with_the_error_s
 fn every_projection_read_takes_the_read_your_writes_parameters() -> TestResult {
     let document = document::<Desk>()?;
     for (path, item) in document["paths"].as_object().ok_or("no paths")? {
-        if !path.starts_with("/v1/tenants/{tenant}/") || path.contains("/erasures/") {
+        // Certificates and the access log are written before they are read: no projection.
+        if !path.starts_with("/v1/tenants/{tenant}/") || path.contains("/erasures/") || path.contains("/access/") {
             continue;
         }
         let parameters = item["get"]["parameters"].as_array().ok_or("no parameters")?;
