@@ -1193,6 +1193,13 @@ fn k8s_services_reach_the_scylla_cluster_and_create_the_keyspace_first() -> Test
             "keel-cql must create the keyspace with NetworkTopologyStrategy, {replication}<1..={members}>: {keyspace_cql}"
         )),
     }
+    // The key vault's lightweight transactions are not supported in keyspaces with tablets.
+    let flat = keyspace_cql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !flat.contains("AND tablets = {'enabled': false}") {
+        problems.push(format!(
+            "keel-cql must create the keyspace with tablets disabled: {keyspace_cql}"
+        ));
+    }
     for (name, _, workload, container) in keel_workloads(&k8s) {
         let env = k8s.env(container).map_err(anyhow::Error::msg)?;
         let nodes = env.get("KEEL_CQL_NODES").map(String::as_str).unwrap_or_default();

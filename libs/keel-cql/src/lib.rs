@@ -85,18 +85,48 @@ pub fn is_permanent(error: &ExecutionError) -> bool {
     }
 }
 
-/// Connects to `nodes`, creates `keyspace` if it does not exist, and makes it the session's
-/// keyspace. Local keyspaces get replication factor 1; production keyspaces are created
-/// beforehand by `deploy/` with the replication they need (this then leaves them as they are).
+/// The statement that creates a local `keyspace` (replication factor 1). On ScyllaDB, tablets
+/// are disabled: Keel's keyspaces hold the key vault, whose lightweight transactions
+/// ScyllaDB does not support in keyspaces with tablets (the default in recent releases).
+/// Cassandra has no such option and needs none.
+pub fn create_keyspace(keyspace: &str, scylla: bool) -> String {
+    let tablets = if scylla {
+        " AND tablets = {'enabled': false}"
+    } else {
+        ""
+    };
+    format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}{tablets}"
+    )
+}
+
+/// Whether the session's cluster is ScyllaDB (it has `system.scylla_local`; Cassandra does
+/// not).
+pub async fn is_scylla(session: &Session) -> Result<bool, ExecutionError> {
+    let rows = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = 'system' AND table_name = 'scylla_local'",
+            &[],
+        )
+        .await?
+        .into_rows_result();
+    Ok(rows.is_ok_and(|rows| rows.rows_num() > 0))
+}
+
+/// Connects to `nodes`, creates `keyspace` if it does not exist ([`create_keyspace`]), and
+/// makes it the session's keyspace. Local keyspaces get replication factor 1; production
+/// keyspaces are created beforehand by `deploy/` with the replication they need, and tablets
+/// disabled on ScyllaDB (this then leaves them as they are).
 pub async fn connect(nodes: &[String], keyspace: &str) -> Result<Session, String> {
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(nodes)
         .build()
         .await
         .map_err(|error| format!("connecting to the CQL store at {nodes:?}: {error}"))?;
-    let create = format!(
-        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-    );
+    let scylla = is_scylla(&session)
+        .await
+        .map_err(|error| format!("asking the CQL store at {nodes:?} what it is: {error}"))?;
+    let create = create_keyspace(keyspace, scylla);
     session
         .query_unpaged(create, &[])
         .await
@@ -143,6 +173,12 @@ pub fn table_names(file: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyspace_on_scylladb_has_tablets_disabled_and_on_cassandra_no_such_option() {
+        assert!(create_keyspace("keel", true).ends_with("AND tablets = {'enabled': false}"));
+        assert!(!create_keyspace("keel", false).contains("tablets"));
+    }
 
     #[test]
     fn table_names_are_read_from_create_statements() {
