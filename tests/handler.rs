@@ -205,6 +205,31 @@ async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_and_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cannot_seal_its_data_under_another_subjects_key() -> TestResult {
+    let mut harness = HandlerHarness::start(2).await?;
+    let existing = agent_command("acme", "c-1", register("c-1"));
+    harness.send(&existing).await?;
+    assert!(harness.result_of(existing.command_id).await?.accepted_at().is_some());
+
+    // A new stream whose registration names the existing customer: its name, email and
+    // address would be sealed under c-1's key (erasing c-1 would erase them, erasing c-2
+    // nothing).
+    let hijack = agent_command("acme", "c-2", register("c-1"));
+    harness.send(&hijack).await?;
+    let result = harness.result_of(hijack.command_id).await?;
+    assert!(
+        matches!(&result.outcome, Outcome::Rejected { reason, .. } if reason == "subject_not_bound"),
+        "{result:?}"
+    );
+    let events = harness.events(1).await?;
+    assert!(
+        events.iter().all(|event| event.stream_id != "c-2"),
+        "nothing was appended to c-2: {events:?}"
+    );
+    harness.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_expected_version_is_a_conflict_with_the_current_version() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
     harness.send(&agent_command("acme", "c-1", register("c-1"))).await?;

@@ -53,6 +53,7 @@ impl WireError {
             Self::OutOfBounds(_) => Reason::OutOfBounds.code(),
             Self::UnknownCommand(_) => Reason::UnknownCommand.code(),
             Self::Crypto(keel_crypto::CryptoError::InvalidSubject(_)) => Reason::InvalidId.code(),
+            Self::Crypto(keel_crypto::CryptoError::SubjectNotBound(_)) => Reason::SubjectNotBound.code(),
             _ => Reason::Undecodable.code(),
         }
     }

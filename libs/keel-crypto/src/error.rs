@@ -52,6 +52,10 @@ pub enum CryptoError {
     /// A personal field's subject id breaks the id grammar (`keel-ids`).
     #[error("cannot seal payload: {0}")]
     InvalidSubject(String),
+    /// A personal field would be sealed to another subject than the stream's own, and its
+    /// schema does not declare the subject foreign.
+    #[error("cannot seal payload: {0}")]
+    SubjectNotBound(String),
     /// A KEK epoch still wraps live keys and cannot be destroyed yet.
     #[error("epoch {epoch} of tenant {tenant} still wraps {live} live keys")]
     EpochInUse {

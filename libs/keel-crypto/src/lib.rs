@@ -38,6 +38,6 @@ pub use keyring::{
 };
 pub use kms::{InMemoryKms, Kms};
 pub use local_file_kms::LocalFileKms;
-pub use schema::{PayloadSchema, PersonalField, SUBJECT_PROPERTY};
+pub use schema::{FOREIGN_SUBJECT_PROPERTY, PayloadSchema, PersonalField, SUBJECT_PROPERTY};
 pub use sealer::{FieldState, Opened, OpenedField, SealContext, Sealed};
 pub use vault::{CREATOR_SEALS, InMemoryKeyVault, KeyLookup, KeyVault, WrappedKey};

@@ -3,6 +3,13 @@
 //! A field is personal when it carries the property `"keel.subject": "<sibling>"`, naming
 //! the field of the same record that holds the data subject's id. Personal fields may sit
 //! in nested records (inline record types); not inside arrays, maps or unions.
+//!
+//! **Subjects are bound to their stream.** By default the subject a personal field is sealed
+//! to must be the stream's own id (a customer's data on the customer's stream), so no event
+//! can seal a stream's data under another subject's key, where erasing that other subject
+//! would erase it and erasing the stream's would not. A subject id field that names someone
+//! else (a referred friend, a payout's beneficiary, a badge's visitor) says so with
+//! `"keel.foreign_subject": true`.
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
@@ -13,6 +20,9 @@ use crate::CryptoError;
 /// The schema property that marks a personal field.
 pub const SUBJECT_PROPERTY: &str = "keel.subject";
 
+/// The schema property of a subject id field whose subject is not the stream's own.
+pub const FOREIGN_SUBJECT_PROPERTY: &str = "keel.foreign_subject";
+
 /// One personal field of a payload schema.
 #[derive(Debug, Clone)]
 pub struct PersonalField {
@@ -22,6 +32,8 @@ pub struct PersonalField {
     pub(crate) names: Vec<String>,
     /// Names from the root to the field holding the subject id.
     pub(crate) subject_names: Vec<String>,
+    /// Whether the subject may be another than the stream's own (`keel.foreign_subject`).
+    pub(crate) foreign: bool,
     /// The field's own schema, to encode its value alone.
     pub(crate) datum: Datum,
 }
@@ -76,6 +88,11 @@ fn walk(schema: &Schema, prefix: &mut Vec<String>, out: &mut Vec<PersonalField>)
                 .as_str()
                 .filter(|s| record.lookup.contains_key(*s))
                 .ok_or_else(|| CryptoError::Payload(format!("{} names no sibling subject field", prefix.join("."))))?;
+            let foreign = record
+                .lookup
+                .get(subject)
+                .and_then(|&index| record.fields[index].custom_attributes.get(FOREIGN_SUBJECT_PROPERTY))
+                .is_some_and(|value| value == &serde_json::Value::Bool(true));
             let mut subject_names = prefix[..prefix.len() - 1].to_vec();
             subject_names.push(subject.to_owned());
             let path = prefix.join(".");
@@ -87,6 +104,7 @@ fn walk(schema: &Schema, prefix: &mut Vec<String>, out: &mut Vec<PersonalField>)
                 path,
                 names: prefix.clone(),
                 subject_names,
+                foreign,
                 datum,
             });
         } else {

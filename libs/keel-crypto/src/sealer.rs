@@ -135,6 +135,13 @@ impl<K: Kms, V: KeyVault> KeyRing<K, V> {
         let mut subjects = BTreeSet::new();
         for field in &schema.personal {
             let subject = subject_of(&value, &field.subject_names, &field.path)?;
+            if !field.foreign && subject != ctx.stream {
+                return Err(CryptoError::SubjectNotBound(format!(
+                    "{} would be sealed to subject {subject}, not to the stream's own {}; a schema \
+                     declares another subject with keel.foreign_subject",
+                    field.path, ctx.stream
+                )));
+            }
             let slot = get_mut(&mut value, &field.names)
                 .ok_or_else(|| CryptoError::Payload(format!("missing personal field {}", field.path)))?;
             let plain = std::mem::replace(slot, neutral(field.datum.schema())?);

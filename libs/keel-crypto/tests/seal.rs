@@ -10,10 +10,10 @@ use proptest::prelude::*;
 const TRANSFER: &str = r#"{
   "type": "record", "name": "MoneyTransferred", "namespace": "dev.keel.test",
   "fields": [
-    {"name": "from_id", "type": "string"},
+    {"name": "from_id", "type": "string", "keel.foreign_subject": true},
     {"name": "from_name", "type": "string", "keel.subject": "from_id"},
     {"name": "to", "type": {"type": "record", "name": "Party", "fields": [
-      {"name": "id", "type": "string"},
+      {"name": "id", "type": "string", "keel.foreign_subject": true},
       {"name": "name", "type": "string", "keel.subject": "id"},
       {"name": "email", "type": "string", "keel.subject": "id"},
       {"name": "iban", "type": ["null", "string"], "keel.subject": "id"}
@@ -107,6 +107,47 @@ fn personal_fields_are_not_in_the_payload_ciphertext_and_are_sealed_per_subject(
         "tenant key + one key per subject: {:?}",
         sealed.key_refs
     );
+    Ok(())
+}
+
+/// A customer's own record: its subject is the stream's, no mark.
+const PROFILE: &str = r#"{
+  "type": "record", "name": "Registered", "namespace": "dev.keel.test",
+  "fields": [
+    {"name": "customer_id", "type": "string"},
+    {"name": "name", "type": "string", "keel.subject": "customer_id"}
+  ]
+}"#;
+
+fn profile(customer: &str) -> Value {
+    Value::Record(vec![
+        ("customer_id".into(), Value::String(customer.into())),
+        ("name".into(), Value::String("Ada".into())),
+    ])
+}
+
+#[test]
+fn a_field_is_sealed_to_its_streams_own_subject_and_refused_for_another() -> Result<(), CryptoError> {
+    let ring = ring();
+    let schema = PayloadSchema::parse(PROFILE)?;
+    let own = SealContext { stream: "c-1", ..CTX };
+    let sealed = block_on(ring.seal(&schema, own, profile("c-1")))?;
+    assert_eq!(sealed.payload.sealed_fields[0].subject_id, "c-1");
+
+    // Another customer's id on this stream: its data would go under that customer's key.
+    let other = block_on(ring.seal(&schema, own, profile("c-2")));
+    assert!(
+        matches!(&other, Err(CryptoError::SubjectNotBound(message)) if message.contains("c-2") && message.contains("c-1")),
+        "{other:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_subject_declared_foreign_may_be_another_than_the_stream() -> Result<(), CryptoError> {
+    // TRANSFER marks from_id and to.id foreign: alice and bob on stream account-1.
+    let sealed = block_on(ring().seal(&schema(), CTX, transfer("Alice A", "Bob B", None, 5, "rent")))?;
+    assert_eq!(sealed.data_subjects, ["alice", "bob"]);
     Ok(())
 }
 

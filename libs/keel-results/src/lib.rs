@@ -87,6 +87,9 @@ pub enum Reason {
     UnknownCommand,
     /// An id breaks the id grammar (`keel-ids`), a personal field's subject id included.
     InvalidId,
+    /// An event would seal a personal field to another data subject than the stream's own,
+    /// and its schema does not declare that field's subject foreign (`keel.foreign_subject`).
+    SubjectNotBound,
     /// A field is larger than Keel takes (the credential, the delegation chain, a reason).
     OutOfBounds,
     /// The record is larger than the consumer takes.
@@ -122,10 +125,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Undecodable,
         Self::UnknownCommand,
         Self::InvalidId,
+        Self::SubjectNotBound,
         Self::OutOfBounds,
         Self::PayloadTooLarge,
         Self::EventTooLarge,
@@ -149,6 +153,7 @@ impl Reason {
             Self::Undecodable => "undecodable",
             Self::UnknownCommand => "unknown_command",
             Self::InvalidId => "invalid_id",
+            Self::SubjectNotBound => "subject_not_bound",
             Self::OutOfBounds => "out_of_bounds",
             Self::PayloadTooLarge => "payload_too_large",
             Self::EventTooLarge => "event_too_large",

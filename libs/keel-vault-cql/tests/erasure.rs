@@ -9,9 +9,9 @@ use keel_testkit::{TestKeyspace, TestResult};
 use keel_vault_cql::CqlKeyVault;
 
 const SCHEMA: &str = r#"{"type": "record", "name": "Referred", "namespace": "dev.keel.test", "fields": [
-  {"name": "referrer", "type": "string"},
+  {"name": "referrer", "type": "string", "keel.foreign_subject": true},
   {"name": "referrer_name", "type": "string", "keel.subject": "referrer"},
-  {"name": "friend", "type": "string"},
+  {"name": "friend", "type": "string", "keel.foreign_subject": true},
   {"name": "friend_email", "type": "string", "keel.subject": "friend"},
   {"name": "campaign", "type": "string"}
 ]}"#;

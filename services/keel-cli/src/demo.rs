@@ -438,9 +438,6 @@ async fn scenario(
         personal(&redacted, "name") == "<redacted>",
         "a reporting job no read rule names read Ada's name: {redacted}"
     );
-    println!(
-        "    (the weekly-report service above: no read rule names it; the agent's read above: rule support-agent-reads)"
-    );
     let body = demo
         .get(
             &format!("/v1/tenants/acme/access/subjects/{ada}?limit=3"),

@@ -126,6 +126,12 @@ where
                         message,
                     });
                 }
+                Err(WireError::Crypto(CryptoError::SubjectNotBound(message))) => {
+                    return Err(SealError::Refused {
+                        reason: Reason::SubjectNotBound.code(),
+                        message,
+                    });
+                }
                 Err(error) => return Err(codec_error(error).into()),
             };
             let bytes = self.wire().encode_event(&envelope).map_err(codec_error)?;
