@@ -160,6 +160,18 @@ async fn a_duplicate_command_id_gets_the_original_result_and_writes_no_event() -
     harness.stop().await
 }
 
+/// Deletes every row of the handler's decision state, as if no CQL write had ever followed a
+/// commit: what the handler knows must then come from the log alone.
+async fn lose_decision_state(harness: &HandlerHarness) -> TestResult {
+    let session = keel_testkit::connect_cql().await?;
+    for table in ["handler_streams", "handler_results", "handler_watermarks"] {
+        session
+            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.cql.keyspace), &[])
+            .await?;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_and_the_original_stays() -> TestResult {
     let mut harness = HandlerHarness::start(2).await?;
@@ -187,12 +199,7 @@ async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_and_the_
 
     // Decision state lost: the handler learns command ids again from the results topic, where
     // the refusal of the forged delivery follows the original result.
-    let session = keel_testkit::connect_cql().await?;
-    for table in ["handler_streams", "handler_results", "handler_watermarks"] {
-        session
-            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.cql.keyspace), &[])
-            .await?;
-    }
+    lose_decision_state(&harness).await?;
     harness.restart()?;
     harness.send(&command).await?;
     let results = harness.results(3).await?;
@@ -437,12 +444,7 @@ async fn a_handler_whose_decision_state_was_lost_rebuilds_it_from_the_log() -> T
     harness.stop().await?;
 
     // Lose every row of decision state, as if no CQL write had ever followed a commit.
-    let session = keel_testkit::connect_cql().await?;
-    for table in ["handler_streams", "handler_results", "handler_watermarks"] {
-        session
-            .query_unpaged(format!("TRUNCATE {}.{table}", harness.config.cql.keyspace), &[])
-            .await?;
-    }
+    lose_decision_state(&harness).await?;
 
     harness.restart()?;
     let same_refund_again = agent_command("acme", "c-1", refund("r-1", 100));

@@ -81,11 +81,6 @@ impl Reader {
             .as_ref()?
             .authorize_read(&self.principal, path, self.purpose.as_deref())
     }
-
-    /// Whether the credential grants `scope`.
-    pub fn holds(&self, scope: &str) -> bool {
-        self.principal.scopes.iter().any(|held| held == scope)
-    }
 }
 
 /// The purpose a request states: an id (`keel-ids` grammar), or none.

@@ -250,9 +250,8 @@ async fn a_command_id_seen_twice_in_a_batch_gets_the_first_result_and_no_events(
     assert!(planned[1].events.is_empty());
 }
 
-#[tokio::test]
-async fn a_command_id_already_committed_gets_its_original_result_and_no_events() {
-    let command = refund("r-1", None);
+/// An accepted result of `command` in committed memory, as an earlier batch left it.
+fn committed_result_of(command: &DecodedCommand<SupportCommand>) -> (CommandResult, Memory) {
     let original = CommandResult {
         command_id: command.incoming.command_id,
         tenant: Some("acme".into()),
@@ -276,6 +275,13 @@ async fn a_command_id_already_committed_gets_its_original_result_and_no_events()
         .or_default()
         .results
         .insert(("acme".into(), command.incoming.command_id), original.clone());
+    (original, committed)
+}
+
+#[tokio::test]
+async fn a_command_id_already_committed_gets_its_original_result_and_no_events() {
+    let command = refund("r-1", None);
+    let (original, committed) = committed_result_of(&command);
     let (planned, _) = plan_batch(&planner(), &committed, &Quarantine::default(), &[item(10, &command)]).await;
 
     assert_eq!(planned[0].result.as_ref(), Some(&original));
@@ -293,33 +299,16 @@ fn forged(command: &DecodedCommand<SupportCommand>) -> DecodedCommand<SupportCom
 #[tokio::test]
 async fn a_duplicate_command_id_with_a_forged_credential_learns_nothing_of_the_original() {
     let command = refund("r-1", None);
-    let original = CommandResult {
-        command_id: command.incoming.command_id,
-        tenant: Some("acme".into()),
-        stream: Some("c-1".into()),
-        correlation_id: Some(command.correlation_id),
-        command_type: Some(command.command_type.clone()),
-        actor: Some(command.incoming.actor.clone()),
-        on_behalf_of: command.incoming.on_behalf_of.clone(),
-        outcome: Outcome::Accepted {
-            event_ids: vec![Uuid::new_v4()],
-            versions: vec![7],
-            position: Some(LogPosition {
-                partition: home(),
-                offset: 42,
-            }),
-        },
-    };
-    let mut committed = Memory::new();
-    committed
-        .entry(home())
-        .or_default()
-        .results
-        .insert(("acme".into(), command.incoming.command_id), original.clone());
+    let (original, committed) = committed_result_of(&command);
     let items = [item(10, &forged(&command))];
     let (planned, scratch) = plan_batch(&planner(), &committed, &Quarantine::default(), &items).await;
 
     assert_eq!(refusal(&planned[0]).0, "credential_invalid");
+    assert_ne!(
+        planned[0].result.as_ref(),
+        Some(&original),
+        "the forged delivery is not told the original"
+    );
     assert!(!planned[0].remember, "the refusal must not replace the original result");
     assert!(planned[0].events.is_empty());
     assert!(
